@@ -51,6 +51,7 @@ TEST_SRCS := $(sort $(wildcard tests/test_*.c))
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 TEST_SUPPORT := $(sort $(wildcard tests/support_*.c))
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(sort $(wildcard examples/*.c)))
+EXAMPLE_SUPPORT := $(sort $(wildcard examples/support/*.c))
 BENCH_SRCS := $(sort $(wildcard bench/*.c))
 
 .PHONY: all lib shared static check test check-headers check-exports check-install docs demo bench \
@@ -91,9 +92,11 @@ $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) tests/support.h $(STLIB)
 	$(CC) $(ALL_CPPFLAGS) -Itests $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $< $(TEST_SUPPORT) $(STLIB) \
 	    $(ALL_LDFLAGS) -lcmocka $(LIBS)
 
-$(BUILD)/examples/%: examples/%.c $(STLIB)
+# Examples use only the public header (plus their own support code in examples/support/).
+$(BUILD)/examples/%: examples/%.c $(EXAMPLE_SUPPORT) $(wildcard examples/support/*.h) $(STLIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(STLIB) $(ALL_LDFLAGS) $(LIBS)
+	$(CC) -Iinclude -Iexamples/support $(CPPFLAGS) -D_POSIX_C_SOURCE=200809L $(ALL_CFLAGS) -o $@ $< \
+	    $(EXAMPLE_SUPPORT) $(STLIB) $(ALL_LDFLAGS) $(LIBS)
 
 examples: $(EXAMPLES)
 
