@@ -54,7 +54,7 @@ EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(sort $(wildcard exampl
 EXAMPLE_SUPPORT := $(sort $(wildcard examples/support/*.c))
 BENCH_SRCS := $(sort $(wildcard bench/*.c))
 
-.PHONY: all lib shared static check test check-headers check-exports check-install docs demo bench \
+.PHONY: all lib shared static check check-all check-sanitize test check-headers check-exports check-install docs demo bench \
         examples install install-headers install-shared install-static install-pc uninstall clean pc
 
 all: lib
@@ -100,8 +100,21 @@ $(BUILD)/examples/%: examples/%.c $(EXAMPLE_SUPPORT) $(wildcard examples/support
 
 examples: $(EXAMPLES)
 
+# `make check` is the README's test command: it installs missing Debian packages (or says how),
+# then runs the unit tests, the header/export/install checks and the tests again under ASan+UBSan.
 # Each test binary prints cmocka's summary; a data-dependent test skips when ../shared is absent.
-check: test check-headers check-exports
+check:
+	@sh .ci/install-deps.sh test
+	@$(MAKE) --no-print-directory check-all
+
+check-all: test check-headers check-exports check-install check-sanitize
+	@echo "make check: all checks passed"
+
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+check-sanitize:
+	@echo "== unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer"
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/sanitize LIBOUT=$(BUILD)/sanitize/lib OPT="-O1 -g" \
+	    SANITIZE="$(SAN_FLAGS)" test
 
 test: $(TEST_BINS)
 	@fail=0; for t in $(TEST_BINS); do echo "== $$t"; $(VALGRIND) ./$$t || fail=1; done; \
@@ -127,7 +140,10 @@ check-install: lib
 docs:
 	doxygen docs/Doxyfile
 
-demo: $(BUILD)/examples/synthetic
+# `make demo` is the README's main job: the paper's synthetic experiment with short settings.
+demo:
+	@sh .ci/install-deps.sh build
+	@$(MAKE) --no-print-directory $(BUILD)/examples/synthetic
 	./$(BUILD)/examples/synthetic --demo
 
 bench: $(STLIB)
