@@ -1,0 +1,343 @@
+/* The DisRNN objective and its exact gradient (MODEL.md sections 2 and 4).
+ *
+ * Forward, for M samples in columns:
+ *   MU = B H + d + D U,  Z = MU + s .* EPS,  ETA = A Z + c + E U,
+ *   loss = NLL(X | ETA) / M + KL / M + beta PC_hat(MU, Z, s) + alpha BD(B A).
+ * Backward is the chain rule in reverse: dETA (from the observation model) gives dA, dc, dE and
+ * dZ = A^T dETA; the PC penalty adds its own dZ and mixture-centre dMU; dMU = dZ + MU / M + ...
+ * gives dB, dd, dD; log s collects dZ .* s .* EPS plus the KL and PC direct terms. */
+#include "model.h"
+#include "objective_internal.h"
+
+#include "blas.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Buffers of one loss evaluation, sized for up to M samples, carved from one allocation so that
+ * evaluations at or below that M allocate nothing. */
+struct disrnn__objws {
+    size_t M, N, K, P, G;
+    double *buf;
+    double *mu, *z, *eps, *eta, *dz, *dmu; /* K x M (eta: N x M, holds dETA after the NLL) */
+    double *pc_dz, *pc_dmu, *pc_dlog_s;    /* PC gradient pieces (K x M, K x M, K) */
+    double *s, *log_s;                     /* K */
+    double *J;                             /* K x K: B A, then dBD/dJ */
+    double *pc_work;                       /* disrnn__pc_work_size(K, M, G) */
+};
+
+int disrnn_num_terms(void) { return DISRNN__NUM_TERMS; }
+
+void disrnn__objws_free(const disrnn__allocator *al, struct disrnn__objws *ws)
+{
+    if (!ws) return;
+    disrnn__free(al, ws->buf);
+    disrnn__free(al, ws);
+}
+
+/* Total doubles for the buffers above (0 on overflow). */
+static size_t ws_size(size_t N, size_t K, size_t M, size_t G)
+{
+    size_t km, nm, kk, pcw, n = 0;
+    if (disrnn__mul_size(K, M, &km) || disrnn__mul_size(N, M, &nm) || disrnn__mul_size(K, K, &kk)) return 0;
+    pcw = G > 1 ? disrnn__pc_work_size(K, M, G) : 0;
+    if (G > 1 && pcw == 0) return 0;
+    if (disrnn__mul_size(km, 7, &n) || disrnn__add_size(n, nm, &n) || disrnn__add_size(n, 3 * K, &n) ||
+        disrnn__add_size(n, kk, &n) || disrnn__add_size(n, pcw, &n))
+        return 0;
+    return n;
+}
+
+/* Make m->ws fit M samples. The old workspace is released only after the new one exists, so a
+ * failure leaves the model as it was. */
+static int ws_ensure(disrnn_model_t *m, size_t M)
+{
+    const disrnn__spec *sp = &m->spec;
+    struct disrnn__objws *ws = m->ws, *nw;
+    size_t total, km;
+    double *p;
+    if (ws && ws->M >= M && ws->N == sp->N && ws->K == sp->K && ws->P == sp->P && ws->G == sp->G)
+        return DISRNN_OK;
+    total = ws_size(sp->N, sp->K, M, sp->G);
+    if (total == 0)
+        return disrnn__fail(&m->base, DISRNN_ERR_NOMEM, "The loss workspace for %zu samples is too large.", M);
+    nw = (struct disrnn__objws *)disrnn__calloc(&m->base.al, 1, sizeof *nw);
+    if (!nw) return disrnn__fail(&m->base, DISRNN_ERR_NOMEM, "Out of memory allocating the loss workspace.");
+    nw->buf = disrnn__alloc_doubles(&m->base.al, total);
+    if (!nw->buf) {
+        disrnn__free(&m->base.al, nw);
+        return disrnn__fail(&m->base, DISRNN_ERR_NOMEM,
+                            "Out of memory allocating the loss workspace for %zu samples.", M);
+    }
+    nw->M = M;
+    nw->N = sp->N;
+    nw->K = sp->K;
+    nw->P = sp->P;
+    nw->G = sp->G;
+    km = sp->K * M;
+    p = nw->buf;
+    nw->mu = p; p += km;
+    nw->z = p; p += km;
+    nw->eps = p; p += km;
+    nw->dz = p; p += km;
+    nw->dmu = p; p += km;
+    nw->pc_dz = p; p += km;
+    nw->pc_dmu = p; p += km;
+    nw->eta = p; p += sp->N * M;
+    nw->pc_dlog_s = p; p += sp->K;
+    nw->s = p; p += sp->K;
+    nw->log_s = p; p += sp->K;
+    nw->J = p; p += sp->K * sp->K;
+    nw->pc_work = p;
+    disrnn__objws_free(&m->base.al, ws);
+    m->ws = nw;
+    return DISRNN_OK;
+}
+
+/* Add v[r] to every column of the rows x M matrix a (ld rows). */
+static void add_col(double *a, size_t rows, size_t M, const double *v)
+{
+    for (size_t j = 0; j < M; j++)
+        for (size_t r = 0; r < rows; r++) a[r + j * rows] += v[r];
+}
+
+/* out[r] = sum over columns of the rows x M matrix a (ld rows). */
+static void row_sums(const double *a, size_t rows, size_t M, double *out)
+{
+    for (size_t r = 0; r < rows; r++) out[r] = 0.0;
+    for (size_t j = 0; j < M; j++)
+        for (size_t r = 0; r < rows; r++) out[r] += a[r + j * rows];
+}
+
+/* 1 when latents a and b are in different groups (an off-block entry of J). */
+static int off_block(const disrnn__spec *sp, size_t a, size_t b)
+{
+    size_t ga = 0, gb = 0;
+    while (a >= sp->group_start[ga + 1]) ga++;
+    while (b >= sp->group_start[gb + 1]) gb++;
+    return ga != gb;
+}
+
+/* Block-diagonal penalty: mean over the K x K entries of (Moff .* J)^2, J = B A. With want_grad,
+ * J is left holding scale * dBD/dJ (scale = alpha), ready for the two products of the chain rule. */
+static double block_penalty(const disrnn_model_t *m, double *J, double scale, int want_grad)
+{
+    const disrnn__spec *sp = &m->spec;
+    const size_t K = sp->K;
+    const double inv = 1.0 / ((double)K * (double)K);
+    double acc = 0.0;
+    disrnn__gemm(0, 0, K, K, sp->N, 1.0, m->blk[DISRNN_BLOCK_B], K, m->blk[DISRNN_BLOCK_A], sp->N, 0.0, J, K);
+    for (size_t b = 0; b < K; b++)
+        for (size_t a = 0; a < K; a++) {
+            double *v = J + a + b * K;
+            if (off_block(sp, a, b)) {
+                acc += *v * *v;
+                if (want_grad) *v *= 2.0 * inv * scale;
+            } else if (want_grad) {
+                *v = 0.0;
+            }
+        }
+    return acc * inv;
+}
+
+static int all_finite_vec(const double *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) return 0;
+    return 1;
+}
+
+int disrnn__loss(disrnn_model_t *m, size_t M, const double *x, size_t ldx, const double *h, size_t ldh,
+                 const double *u, size_t ldu, const uint8_t *mask, size_t ldmask, const double *eps,
+                 size_t ldeps, double *terms, double *grad)
+{
+    const disrnn__spec *sp = &m->spec;
+    const size_t N = sp->N, K = sp->K, P = sp->P, G = sp->G;
+    const double beta = sp->beta, alpha = sp->alpha, n_tot = disrnn__model_n_tot(m);
+    const double inv_m = 1.0 / (double)M;
+    const int has_e = m->blk[DISRNN_BLOCK_E] != NULL, has_d = m->blk[DISRNN_BLOCK_D] != NULL;
+    /* PC is reported whenever it can be estimated; its gradient is needed only when beta > 0. */
+    const int pc_on = G > 1 && M >= 2 && n_tot > 0.0;
+    const int pc_grad = grad != NULL && pc_on && beta > 0.0;
+    const disrnn__rng saved_rng = m->rng;
+    struct disrnn__objws *ws;
+    double nll, kl = 0.0, pc = 0.0, bd = 0.0, t[DISRNN__NUM_TERMS];
+    int st;
+
+    if (sp->std_mode == DISRNN_STD_SCOTT && !(n_tot > 0.0))
+        return disrnn__fail(&m->base, DISRNN_ERR_BAD_STATE,
+                            "The encoder std follows Scott's rule but N_tot is unset; set DISRNN_OPT_N_TOT "
+                            "(a trainer sets it to the number of training samples).");
+    if (beta > 0.0 && G > 1 && !(n_tot > 0.0))
+        return disrnn__fail(&m->base, DISRNN_ERR_BAD_STATE,
+                            "The PC penalty (beta > 0, %zu groups) needs N_tot; set DISRNN_OPT_N_TOT "
+                            "(a trainer sets it to the number of training samples).", G);
+    if (beta > 0.0 && G > 1 && M < 2)
+        return disrnn__fail(&m->base, DISRNN_ERR_INVALID_ARG,
+                            "The PC estimator needs M >= 2 samples when beta > 0 and G > 1 (got M = %zu).", M);
+    if ((st = ws_ensure(m, M)) != DISRNN_OK) return st;
+    ws = m->ws;
+
+    for (size_t k = 0; k < K; k++) {
+        ws->log_s[k] = m->blk[DISRNN_BLOCK_LOG_S][k];
+        ws->s[k] = disrnn__model_s(m, k);
+    }
+    if (!eps) {
+        disrnn__rng_normal(&m->rng, ws->eps, K * M);
+        eps = ws->eps;
+        ldeps = K;
+    }
+
+    /* encoder: MU = B H + d (+ D U); Z = MU + s .* EPS */
+    disrnn__gemm(0, 0, K, M, N, 1.0, m->blk[DISRNN_BLOCK_B], K, h, ldh, 0.0, ws->mu, K);
+    add_col(ws->mu, K, M, m->blk[DISRNN_BLOCK_BIAS_D]);
+    if (has_d) disrnn__gemm(0, 0, K, M, P, 1.0, m->blk[DISRNN_BLOCK_D], K, u, ldu, 1.0, ws->mu, K);
+    for (size_t j = 0; j < M; j++)
+        for (size_t k = 0; k < K; k++) ws->z[k + j * K] = ws->mu[k + j * K] + ws->s[k] * eps[k + j * ldeps];
+
+    /* decoder: ETA = A Z + c (+ E U) */
+    disrnn__gemm(0, 0, N, M, K, 1.0, m->blk[DISRNN_BLOCK_A], N, ws->z, K, 0.0, ws->eta, N);
+    add_col(ws->eta, N, M, m->blk[DISRNN_BLOCK_BIAS_C]);
+    if (has_e) disrnn__gemm(0, 0, N, M, P, 1.0, m->blk[DISRNN_BLOCK_E], N, u, ldu, 1.0, ws->eta, N);
+
+    if (grad) memset(grad, 0, m->n_params * sizeof(double));
+    nll = disrnn__obs_nll(sp->obs, N, M, x, ldx, mask, ldmask, ws->eta, m->blk[DISRNN_BLOCK_RHO], inv_m,
+                          grad ? ws->eta : NULL,
+                          grad && m->learned[DISRNN_BLOCK_RHO] ? grad + m->off[DISRNN_BLOCK_RHO] : NULL);
+
+    for (size_t i = 0; i < K * M; i++) kl += ws->mu[i] * ws->mu[i];
+    kl *= 0.5 * inv_m;
+    for (size_t k = 0; k < K; k++) kl += 0.5 * (ws->s[k] * ws->s[k] - 1.0 - 2.0 * ws->log_s[k]);
+
+    if (pc_on)
+        pc = disrnn__pc(K, M, ws->mu, ws->z, ws->s, ws->log_s, G, sp->group_start, n_tot, ws->pc_work,
+                        pc_grad ? ws->pc_dz : NULL, ws->pc_dmu, ws->pc_dlog_s);
+
+    if (grad) {
+        /* decoder side; ws->eta now holds dETA */
+        disrnn__gemm(0, 1, N, K, M, 1.0, ws->eta, N, ws->z, K, 0.0, grad + m->off[DISRNN_BLOCK_A], N);
+        row_sums(ws->eta, N, M, grad + m->off[DISRNN_BLOCK_BIAS_C]);
+        if (has_e && m->learned[DISRNN_BLOCK_E])
+            disrnn__gemm(0, 1, N, P, M, 1.0, ws->eta, N, u, ldu, 0.0, grad + m->off[DISRNN_BLOCK_E], N);
+        disrnn__gemm(1, 0, K, M, N, 1.0, m->blk[DISRNN_BLOCK_A], N, ws->eta, N, 0.0, ws->dz, K);
+        if (pc_grad)
+            for (size_t i = 0; i < K * M; i++) ws->dz[i] += beta * ws->pc_dz[i];
+        /* encoder side: z depends on mu with slope 1, KL adds mu / M, PC adds the centre term */
+        for (size_t i = 0; i < K * M; i++) ws->dmu[i] = ws->dz[i] + inv_m * ws->mu[i];
+        if (pc_grad)
+            for (size_t i = 0; i < K * M; i++) ws->dmu[i] += beta * ws->pc_dmu[i];
+        disrnn__gemm(0, 1, K, N, M, 1.0, ws->dmu, K, h, ldh, 0.0, grad + m->off[DISRNN_BLOCK_B], K);
+        row_sums(ws->dmu, K, M, grad + m->off[DISRNN_BLOCK_BIAS_D]);
+        if (has_d && m->learned[DISRNN_BLOCK_D])
+            disrnn__gemm(0, 1, K, P, M, 1.0, ws->dmu, K, u, ldu, 0.0, grad + m->off[DISRNN_BLOCK_D], K);
+        if (m->learned[DISRNN_BLOCK_LOG_S]) {
+            double *gs = grad + m->off[DISRNN_BLOCK_LOG_S];
+            for (size_t k = 0; k < K; k++) {
+                double acc = 0.0;
+                for (size_t j = 0; j < M; j++) acc += ws->dz[k + j * K] * eps[k + j * ldeps];
+                /* dz/dlog s = s eps; dKL/dlog s = s^2 - 1 */
+                gs[k] = acc * ws->s[k] + ws->s[k] * ws->s[k] - 1.0;
+                if (pc_grad) gs[k] += beta * ws->pc_dlog_s[k];
+            }
+        }
+    }
+
+    if (G > 1) {
+        const int bd_grad = grad != NULL && alpha > 0.0;
+        bd = block_penalty(m, ws->J, alpha, bd_grad);
+        if (bd_grad) {
+            /* J = B A: dB += dJ A^T, dA += B^T dJ */
+            disrnn__gemm(0, 1, K, N, K, 1.0, ws->J, K, m->blk[DISRNN_BLOCK_A], N, 1.0,
+                         grad + m->off[DISRNN_BLOCK_B], K);
+            disrnn__gemm(1, 0, N, K, K, 1.0, m->blk[DISRNN_BLOCK_B], K, ws->J, K, 1.0,
+                         grad + m->off[DISRNN_BLOCK_A], N);
+        }
+    }
+
+    t[DISRNN_TERM_NLL] = nll;
+    t[DISRNN_TERM_KL] = kl;
+    t[DISRNN_TERM_PC] = pc;
+    t[DISRNN_TERM_BD] = bd;
+    t[DISRNN_TERM_LOSS] = nll + kl + beta * pc + alpha * bd;
+    if (!all_finite_vec(t, DISRNN__NUM_TERMS) || (grad && !all_finite_vec(grad, m->n_params))) {
+        m->rng = saved_rng;
+        return disrnn__fail(&m->base, DISRNN_ERR_NONFINITE,
+                            "The loss or its gradient is not finite (NLL %g, KL %g, PC %g, BD %g); the "
+                            "parameters may have diverged.", nll, kl, pc, bd);
+    }
+    if (terms) memcpy(terms, t, sizeof t);
+    return DISRNN_OK;
+}
+
+/* Column j of a rows x M matrix (ld) holding a non-finite value, or M when none. */
+static size_t first_nonfinite_col(const double *a, size_t rows, size_t M, size_t ld)
+{
+    for (size_t j = 0; j < M; j++)
+        for (size_t r = 0; r < rows; r++)
+            if (!isfinite(a[r + j * ld])) return j;
+    return M;
+}
+
+/* ld * M stays addressable and fits the BLAS integer type. */
+static int ld_ok(size_t ld, size_t M)
+{
+    size_t n;
+    return disrnn__mul_size(ld, M, &n) == 0 && disrnn__blas_fits(ld, M, 1);
+}
+
+int disrnn_model_loss(disrnn_model_t *model, size_t n_samples, const double *x, size_t ldx, const double *h,
+                      size_t ldh, const double *u, size_t ldu, const uint8_t *mask, size_t ldmask,
+                      const double *eps, size_t ldeps, double *terms, size_t nterms, double *grad, size_t ngrad)
+{
+    const disrnn__base *b;
+    const disrnn__spec *sp;
+    const size_t M = n_samples;
+    size_t N, K, P, row = 0, col = 0;
+    int bad;
+    if (!model) return disrnn__fail(NULL, DISRNN_ERR_INVALID_ARG, "The model is NULL.");
+    b = &model->base;
+    sp = &model->spec;
+    N = sp->N;
+    K = sp->K;
+    P = sp->P;
+    if (!x || !h) return disrnn__fail(b, DISRNN_ERR_INVALID_ARG, "The observations x and encoder inputs h must not be NULL.");
+    if (M == 0) return disrnn__fail(b, DISRNN_ERR_INVALID_ARG, "The batch is empty (n_samples = 0).");
+    if (P > 0 && !u)
+        return disrnn__fail(b, DISRNN_ERR_INVALID_ARG, "The model has %zu known inputs but u is NULL.", P);
+    if (ldx < N || ldh < N)
+        return disrnn__fail(b, DISRNN_ERR_INVALID_ARG, "Leading dimensions ldx = %zu and ldh = %zu must be >= N = %zu.",
+                            ldx, ldh, N);
+    if (P > 0 && ldu < P)
+        return disrnn__fail(b, DISRNN_ERR_INVALID_ARG, "Leading dimension ldu = %zu must be >= P = %zu.", ldu, P);
+    if (mask && ldmask < N)
+        return disrnn__fail(b, DISRNN_ERR_INVALID_ARG, "Leading dimension ldmask = %zu must be >= N = %zu.", ldmask, N);
+    if (eps && ldeps < K)
+        return disrnn__fail(b, DISRNN_ERR_INVALID_ARG, "Leading dimension ldeps = %zu must be >= K = %zu.", ldeps, K);
+    if (!ld_ok(ldx, M) || !ld_ok(ldh, M) || (P > 0 && !ld_ok(ldu, M)) || (mask && !ld_ok(ldmask, M)) ||
+        (eps && !ld_ok(ldeps, M)))
+        return disrnn__fail(b, DISRNN_ERR_INVALID_ARG, "The batch of %zu samples is too large to address.", M);
+    if (M == 1 && sp->beta > 0.0 && sp->G > 1)
+        return disrnn__fail(b, DISRNN_ERR_INVALID_ARG,
+                            "The PC estimator needs M >= 2 samples when beta > 0 and G > 1 (got M = 1).");
+    if (terms && nterms < DISRNN__NUM_TERMS)
+        return disrnn__fail(b, DISRNN_ERR_BUFFER_TOO_SMALL, "terms holds %zu values; %d are needed.", nterms,
+                            DISRNN__NUM_TERMS);
+    if (grad && ngrad < model->n_params)
+        return disrnn__fail(b, DISRNN_ERR_BUFFER_TOO_SMALL, "grad holds %zu values; the model has %zu parameters.",
+                            ngrad, model->n_params);
+    bad = disrnn__obs_check(sp->obs, N, M, x, ldx, mask, ldmask, &row, &col);
+    if (bad == 1)
+        return disrnn__fail(b, DISRNN_ERR_NONFINITE, "x[%zu] of sample %zu is not finite (mask it if missing).",
+                            row, col);
+    if (bad == 2)
+        return disrnn__fail(b, DISRNN_ERR_DATA,
+                            "x[%zu] of sample %zu = %g is not a non-negative integer count, as the Poisson model needs.",
+                            row, col, x[row + col * ldx]);
+    if ((col = first_nonfinite_col(h, N, M, ldh)) < M)
+        return disrnn__fail(b, DISRNN_ERR_NONFINITE, "The encoder input h of sample %zu is not finite.", col);
+    if (P > 0 && (col = first_nonfinite_col(u, P, M, ldu)) < M)
+        return disrnn__fail(b, DISRNN_ERR_NONFINITE, "The known input u of sample %zu is not finite.", col);
+    if (eps && (col = first_nonfinite_col(eps, K, M, ldeps)) < M)
+        return disrnn__fail(b, DISRNN_ERR_NONFINITE, "The noise eps of sample %zu is not finite.", col);
+    return disrnn__loss(model, M, x, ldx, h, ldh, u, ldu, mask, ldmask, eps, ldeps, terms, grad);
+}

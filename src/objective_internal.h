@@ -1,0 +1,50 @@
+/* Private interface among objective.c (the loss and its gradient), observation.c (likelihood
+ * terms) and penalty_pc.c (the importance-sampled group total correlation). Not for other files. */
+#ifndef DISRNN_OBJECTIVE_INTERNAL_H
+#define DISRNN_OBJECTIVE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* observation.c */
+
+/** Negative log-likelihood of an N x M batch under observation model obs (a ::disrnn_obs),
+ *  summed over observed entries (mask NULL = all observed) and multiplied by scale.
+ *  eta (N x M, ld N) holds A z + c + E u on entry; when deta is non-NULL it receives
+ *  scale * d nll / d eta (0 on masked entries; deta may alias eta). rho (N values) is used by the
+ *  Gaussian models only; when drho is non-NULL it receives scale * d nll / d rho (N values,
+ *  overwritten; Gaussian only). x must hold valid values on observed entries (finite; non-negative
+ *  integers for Poisson); masked entries are never read. */
+double disrnn__obs_nll(int obs, size_t N, size_t M, const double *x, size_t ldx, const uint8_t *mask,
+                       size_t ldmask, const double *eta, const double *rho, double scale, double *deta,
+                       double *drho);
+
+/** Check the observed entries of x for observation model obs: 0 when valid, otherwise 1 for a
+ *  non-finite value, 2 for a negative or non-integer Poisson count; *bad_row / *bad_col tell where. */
+int disrnn__obs_check(int obs, size_t N, size_t M, const double *x, size_t ldx, const uint8_t *mask,
+                      size_t ldmask, size_t *bad_row, size_t *bad_col);
+
+/** log(x!) for a non-negative integer-valued x, without lgamma's global sign variable. */
+double disrnn__log_factorial(double x);
+
+/** log(softplus(eta)), finite for every finite eta (tends to eta as eta -> -inf). */
+double disrnn__log_softplus(double eta);
+
+/* penalty_pc.c */
+
+/** Number of doubles of workspace disrnn__pc() needs for K latents, M samples and G groups
+ *  (0 on overflow). */
+size_t disrnn__pc_work_size(size_t K, size_t M, size_t G);
+
+/** Importance-sampled group total correlation of MODEL.md section 4 on M >= 2 samples.
+ *  mu, z: K x M (ld K); s, log_s: K values; groups: G + 1 offsets into 0..K (G >= 2);
+ *  n_tot >= 1 weighs the off-diagonal mixture components; work: disrnn__pc_work_size(K, M, G)
+ *  doubles. Returns PC_hat. When dz is non-NULL, dz (K x M), dmu (K x M) and dlog_s (K) receive
+ *  the gradient of PC_hat w.r.t. z, mu (as mixture centres; the dependence of z on mu is the
+ *  caller's chain rule) and log s (through the normal densities with z held fixed); all three
+ *  are overwritten. */
+double disrnn__pc(size_t K, size_t M, const double *mu, const double *z, const double *s, const double *log_s,
+                  size_t G, const size_t *group_start, double n_tot, double *work, double *dz, double *dmu,
+                  double *dlog_s);
+
+#endif
