@@ -449,7 +449,8 @@ enum disrnn_term {
     DISRNN_TERM_LOSS = 0, /**< total: NLL + KL + beta * PC + alpha * BD */
     DISRNN_TERM_NLL = 1,  /**< mean over samples of -log p(x | z) (masked entries skipped) */
     DISRNN_TERM_KL = 2,   /**< mean over samples of KL(q(z | x) || N(0, I)) */
-    DISRNN_TERM_PC = 3,   /**< importance-sampled group total correlation (0 when G = 1) */
+    DISRNN_TERM_PC = 3,   /**< importance-sampled group total correlation (0 when G = 1; reported even
+                               when beta = 0, and 0 when it cannot be estimated then: M = 1 or N_tot unset) */
     DISRNN_TERM_BD = 4    /**< mean squared off-block entry of J = B A */
 };
 /** @brief Number of loss terms (the length of a terms array).
@@ -1110,7 +1111,7 @@ enum disrnn_dtype {
  *  @return the value of ::DISRNN_NPY_MAX_DIMS.
  *  @note Thread safety: safe. @since 0.1 */
 DISRNN_API int disrnn_npy_max_dims(void);
-/** @brief Read the header of a .npy file (format 1.0, 2.0 or 3.0).
+/** @brief Read the header of a .npy file (format 1.0, 2.0 or 3.0). Every output pointer must be non-NULL.
  *  @param[in] path the file.
  *  @param[out] dtype a ::disrnn_dtype.
  *  @param[out] ndim number of dimensions (<= ::DISRNN_NPY_MAX_DIMS).
@@ -1168,7 +1169,8 @@ DISRNN_API int disrnn_npy_write(const char *path, const void *data, int dtype, s
  *  @note Thread safety: safe. @since 0.1 */
 DISRNN_API int disrnn_spikes_read_csv(const char *path, int64_t *trial, int64_t *channel, double *time, size_t cap,
                                       size_t *n_events, char *msg, size_t msg_len);
-/** @brief Number of bins of each trial for disrnn_spikes_bin(): floor((stop - start) / width).
+/** @brief Number of bins of each trial for disrnn_spikes_bin(): floor((stop - start) / width), where a
+ *  quotient within 1e-9 (relative) below a whole number counts as that number (so 0.3 / 0.1 gives 3).
  *  @param[in] n_trials number of trials.
  *  @param[in] t_start start time of each trial.
  *  @param[in] t_stop stop time of each trial (> start).
@@ -1204,7 +1206,7 @@ DISRNN_API int disrnn_spikes_bin(size_t n_events, const int64_t *trial, const in
  *  @param[in] x N x T input.
  *  @param[in] sigma_bins kernel standard deviation in bins (> 0).
  *  @param[out] y N x T output (must not overlap x).
- *  @return ::DISRNN_OK, ::DISRNN_ERR_INVALID_ARG.
+ *  @return ::DISRNN_OK, ::DISRNN_ERR_INVALID_ARG, ::DISRNN_ERR_NOMEM (kernel table of 8 sigma + 1 values).
  *  @note Thread safety: safe. @since 0.1 */
 DISRNN_API int disrnn_smooth_gaussian(size_t n_obs, size_t n_bins, const double *x, double sigma_bins, double *y);
 /** @} */
