@@ -705,7 +705,8 @@ typedef int (*disrnn_progress_fn)(int64_t epoch, int64_t step, const double *ter
  *  @param[in,out] model the model to fit.
  *  @param[in] train the training data (N and P must match the model; counts for Poisson).
  *  @param[in] seed seed of the trainer's generator (shuffling and noise draws).
- *  @return ::DISRNN_OK, ::DISRNN_ERR_INVALID_ARG, ::DISRNN_ERR_DATA, ::DISRNN_ERR_NOMEM.
+ *  @return ::DISRNN_OK, ::DISRNN_ERR_INVALID_ARG, ::DISRNN_ERR_DATA, ::DISRNN_ERR_NOMEM,
+ *          ::DISRNN_ERR_NONFINITE (encoder inputs overflow, e.g. identity sigma with a tiny kappa).
  *  @note Thread safety: not on the same model. @since 0.1 */
 DISRNN_API int disrnn_trainer_create(disrnn_trainer_t **out, disrnn_model_t *model,
                                      const disrnn_dataset_t *train, uint64_t seed);
@@ -762,7 +763,7 @@ DISRNN_API int disrnn_train_option_bounds(int option, double *lo, double *hi, in
 /** @brief Use a validation dataset (loss every epoch, early stopping, keep-best); NULL removes it.
  *  @param[in,out] tr the trainer.
  *  @param[in] val the validation data (referenced; must outlive its use), or NULL.
- *  @return ::DISRNN_OK, ::DISRNN_ERR_INVALID_ARG, ::DISRNN_ERR_DATA, ::DISRNN_ERR_NOMEM.
+ *  @return ::DISRNN_OK, ::DISRNN_ERR_INVALID_ARG, ::DISRNN_ERR_DATA, ::DISRNN_ERR_NOMEM, ::DISRNN_ERR_NONFINITE.
  *  @note Thread safety: not on the same handle. @since 0.1 */
 DISRNN_API int disrnn_trainer_set_validation(disrnn_trainer_t *tr, const disrnn_dataset_t *val);
 /** @brief Install a progress callback (NULL removes it).
@@ -781,18 +782,26 @@ DISRNN_API int disrnn_trainer_set_progress(disrnn_trainer_t *tr, disrnn_progress
  *  @note Thread safety: not on the same handle. @since 0.1 */
 DISRNN_API int disrnn_trainer_set_log(disrnn_trainer_t *tr, disrnn_log_fn fn, int min_level, void *user_data);
 /** @brief Train until the epochs or steps run out, the callback stops it, or early stopping.
- *  Calling it again continues from where it stopped (epochs count from the trainer's epoch).
+ *  ::DISRNN_TRAIN_EPOCHS is a total: calling fit again continues until the trainer's epoch count
+ *  reaches it (a fit cut short by ::DISRNN_TRAIN_MAX_STEPS resumes mid-epoch). Batches follow a fresh
+ *  shuffle each epoch; when the PC penalty is active (beta > 0, G > 1) a last batch of a single sample
+ *  is merged into the previous batch, and a batch size of 1 is refused. With
+ *  ::DISRNN_TRAIN_KEEP_BEST the best validation parameters are restored when fit returns ::DISRNN_OK
+ *  or ::DISRNN_EARLY_STOPPED (not after ::DISRNN_STOPPED or an error).
  *  @param[in,out] tr the trainer.
  *  @return ::DISRNN_OK, ::DISRNN_STOPPED, ::DISRNN_EARLY_STOPPED, ::DISRNN_ERR_NONFINITE (the
  *          step that went non-finite was refused; model and optimiser are as before it),
- *          ::DISRNN_ERR_CALLBACK, ::DISRNN_ERR_NOMEM.
+ *          ::DISRNN_ERR_CALLBACK, ::DISRNN_ERR_NOMEM, ::DISRNN_ERR_INVALID_ARG (batch settings that
+ *          leave no valid batch), ::DISRNN_ERR_BAD_STATE (from the objective, e.g. N_tot unset).
  *  @note Thread safety: not on the same handle or its model. @since 0.1 */
 DISRNN_API int disrnn_trainer_fit(disrnn_trainer_t *tr);
-/** @brief Take one optimiser step on the next minibatch of the current epoch's order.
+/** @brief Take one optimiser step on the next minibatch of the current epoch's order. When an epoch
+ *  runs out, the next step closes it (without validation or callback) and starts a new shuffle.
  *  @param[in,out] tr the trainer.
  *  @param[out] terms loss terms of the batch (may be NULL).
  *  @param[in] nterms capacity of terms.
- *  @return ::DISRNN_OK, ::DISRNN_ERR_NONFINITE (step refused), ::DISRNN_ERR_BUFFER_TOO_SMALL.
+ *  @return ::DISRNN_OK, ::DISRNN_ERR_NONFINITE (step refused), ::DISRNN_ERR_BUFFER_TOO_SMALL,
+ *          ::DISRNN_ERR_INVALID_ARG, ::DISRNN_ERR_BAD_STATE.
  *  @note Thread safety: not on the same handle or its model. @since 0.1 */
 DISRNN_API int disrnn_trainer_step(disrnn_trainer_t *tr, double *terms, size_t nterms);
 /** @brief Loss terms and gradient on chosen training samples, with noise from the trainer's generator.
