@@ -54,7 +54,7 @@ EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(sort $(wildcard exampl
 EXAMPLE_SUPPORT := $(sort $(wildcard examples/support/*.c))
 BENCH_SRCS := $(sort $(wildcard bench/*.c))
 
-.PHONY: all lib shared static check check-all check-sanitize test check-headers check-exports check-install docs demo bench \
+.PHONY: all lib shared static check check-all check-sanitize check-tsan test check-headers check-exports check-install docs demo bench \
         examples install install-headers install-shared install-static install-pc uninstall clean pc
 
 all: lib
@@ -107,7 +107,7 @@ check:
 	@sh .ci/install-deps.sh test
 	@$(MAKE) --no-print-directory check-all
 
-check-all: test check-headers check-exports check-install check-sanitize
+check-all: test check-headers check-exports check-install check-sanitize check-tsan
 	@echo "make check: all checks passed"
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -141,6 +141,12 @@ docs:
 	doxygen docs/Doxyfile
 
 # `make demo` is the README's main job: the paper's synthetic experiment with short settings.
+# ThreadSanitizer over the test that uses different handles (and const calls) from several threads.
+check-tsan:
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/tsan LIBOUT=$(BUILD)/tsan/lib OPT="-O1 -g" \
+	    SANITIZE="-fsanitize=thread" $(BUILD)/tsan/tests/test_threads
+	OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1" ./$(BUILD)/tsan/tests/test_threads
+
 demo:
 	@sh .ci/install-deps.sh build
 	@$(MAKE) --no-print-directory $(BUILD)/examples/synthetic
