@@ -156,7 +156,7 @@ bench: $(STLIB)
 	$(MAKE) -C bench
 
 pc:
-	@mkdir -p build
+	@mkdir -p $(BUILD)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' pkgconfig/disrnn.pc.in > $(BUILD)/disrnn.pc
 

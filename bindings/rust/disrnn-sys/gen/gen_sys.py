@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Generate bindings/rust/disrnn-sys/src/lib.rs from include/disrnn.h.
+
+No bindgen (no crates can be fetched here): the public header keeps to the FFI-clean subset of C
+(STYLE.md R8), so a small parser is enough. The output is committed; regenerate after a header
+change and commit both:
+
+    python3 bindings/rust/disrnn-sys/gen/gen_sys.py            # rewrite src/lib.rs
+    python3 bindings/rust/disrnn-sys/gen/gen_sys.py --check    # exit 1 when src/lib.rs is stale
+"""
+import os
+import re
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", "..", "..", ".."))
+HEADER = os.path.join(ROOT, "include", "disrnn.h")
+OUT = os.path.normpath(os.path.join(HERE, "..", "src", "lib.rs"))
+
+# Rust keywords that a C parameter name may collide with.
+RUST_KEYWORDS = {"fn", "type", "in", "ref", "mod", "use", "loop", "match", "move", "impl", "self",
+                 "struct", "trait", "where", "box", "crate", "dyn", "let", "mut", "pub", "super"}
+
+SCALARS = {
+    "int": "c_int",
+    "size_t": "usize",
+    "int64_t": "i64",
+    "uint64_t": "u64",
+    "uint8_t": "u8",
+    "double": "f64",
+    "char": "c_char",
+    "void": "c_void",
+}
+
+
+def strip_comments(text):
+    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+    return re.sub(r"//[^\n]*", " ", text)
+
+
+def code_only(text):
+    """Header text without comments or preprocessor lines, whitespace collapsed."""
+    lines = [ln for ln in strip_comments(text).splitlines() if not ln.lstrip().startswith("#")]
+    return re.sub(r"\s+", " ", " ".join(lines))
+
+
+def rust_ident(name):
+    return name + "_" if name in RUST_KEYWORDS else name
+
+
+def split_param(param):
+    """'const double *x' -> ('const double *', 'x')."""
+    param = param.strip()
+    m = re.match(r"^(.*?)(\w+)$", param)
+    if not m or not m.group(1).strip():
+        raise ValueError("cannot parse parameter %r" % param)
+    return m.group(1).strip(), m.group(2)
+
+
+def parse_params(plist):
+    plist = plist.strip()
+    if plist in ("", "void"):
+        return []
+    return [split_param(p) for p in plist.split(",")]
+
+
+def parse_header(text):
+    code = code_only(text)
+    funcs = []
+    for m in re.finditer(r"DISRNN_API ([^;()]*?)\b(disrnn_\w+) ?\(([^)]*)\) ?;", code):
+        funcs.append((m.group(2), m.group(1).strip(), parse_params(m.group(3))))
+    callbacks = []
+    for m in re.finditer(r"typedef ([^;()]*?)\(\s*\*\s*(disrnn_\w+)\s*\)\s*\(([^)]*)\)\s*;", code):
+        callbacks.append((m.group(2), m.group(1).strip(), parse_params(m.group(3))))
+    opaque = re.findall(r"typedef struct (\w+) (disrnn_\w+_t) ?;", code)
+    enums = []
+    for m in re.finditer(r"enum (disrnn_\w+) ?\{([^}]*)\}", code):
+        items = []
+        for item in m.group(2).split(","):
+            item = item.strip()
+            if not item:
+                continue
+            name, value = [s.strip() for s in item.split("=")]
+            items.append((name, int(value)))
+        enums.append((m.group(1), items))
+    defines = []
+    for m in re.finditer(r"^#define (DISRNN_\w+) (\d+|\"[^\"]*\")\s*$", text, flags=re.M):
+        defines.append((m.group(1), m.group(2)))
+    return funcs, callbacks, opaque, enums, defines
+
+
+def briefs(text):
+    """Map function name -> the @brief sentence of its doc comment."""
+    out = {}
+    for m in re.finditer(r"/\*\*((?:(?!\*/).)*)\*/\s*DISRNN_API[^;(]*?\b(disrnn_\w+)\s*\(", text, flags=re.S):
+        body = m.group(1)
+        b = re.search(r"@brief(.*?)(?=@\w|$)", body, flags=re.S)
+        if b:
+            s = re.sub(r"\s*\*\s+", " ", b.group(1))
+            s = re.sub(r"\s+", " ", s).strip()
+            s = s.replace("::", "").replace("[", "\\[").replace("]", "\\]")
+            out[m.group(2)] = s
+    return out
+
+
+def rust_type(ctype, callbacks, opaque_names):
+    t = ctype.replace("*", " * ")
+    toks = t.split()
+    stars = toks.count("*")
+    base_toks = [x for x in toks if x not in ("*",)]
+    const = "const" in base_toks
+    base_toks = [x for x in base_toks if x != "const"]
+    if len(base_toks) != 1:
+        raise ValueError("unsupported type %r" % ctype)
+    base = base_toks[0]
+    if base in SCALARS:
+        rbase = SCALARS[base]
+    elif base in opaque_names or base in callbacks:
+        rbase = base
+    else:
+        raise ValueError("unknown type %r" % ctype)
+    if stars == 0:
+        if rbase == "c_void":
+            return None
+        return rbase
+    # 'const' in C binds to the pointee (the innermost level) in this header's style.
+    out = rbase
+    for level in range(stars):
+        qual = "*const " if (const and level == 0) else "*mut "
+        out = qual + out
+    return out
+
+
+def emit(text):
+    funcs, callbacks, opaque, enums, defines = parse_header(text)
+    cb_names = {c[0] for c in callbacks}
+    opaque_names = {o[1] for o in opaque}
+    doc = briefs(text)
+    w = []
+    w.append("// Raw declarations of libdisrnn's public API (include/disrnn.h).")
+    w.append("// GENERATED by gen/gen_sys.py from the header; do not edit by hand.")
+    w.append("//! Raw FFI declarations of libdisrnn (`include/disrnn.h`), generated once by")
+    w.append("//! `gen/gen_sys.py` and committed. Every function is `unsafe`; see the `disrnn` crate")
+    w.append("//! for the safe wrapper and the header for the contract of each call.")
+    w.append("#![allow(non_camel_case_types)]")
+    w.append("")
+    w.append("// std::os::raw rather than core::ffi: the crate builds with Debian's rustc 1.63.")
+    w.append("pub use std::os::raw::{c_char, c_int, c_void};")
+    w.append("")
+    for name, value in defines:
+        if value.startswith('"'):
+            w.append("/// `%s` from the header (NUL-terminated)." % name)
+            w.append("pub const %s: &[u8] = b%s\\0\";" % (name, value[:-1]))
+        else:
+            w.append("/// `%s` from the header." % name)
+            w.append("pub const %s: c_int = %s;" % (name, value))
+    nums = dict(defines)
+    if all(k in nums for k in ("DISRNN_VERSION_MAJOR", "DISRNN_VERSION_MINOR", "DISRNN_VERSION_PATCH")):
+        w.append("/// `DISRNN_VERSION_NUMBER`: major * 10000 + minor * 100 + patch.")
+        w.append("pub const DISRNN_VERSION_NUMBER: c_int = DISRNN_VERSION_MAJOR * 10000 + "
+                 "DISRNN_VERSION_MINOR * 100 + DISRNN_VERSION_PATCH;")
+    w.append("")
+    for ename, items in enums:
+        w.append("// enum %s" % ename)
+        for name, value in items:
+            w.append("pub const %s: c_int = %d;" % (name, value))
+        w.append("")
+    for _, tname in opaque:
+        w.append("/// Opaque handle (`%s`); only ever used behind a pointer." % tname)
+        w.append("#[repr(C)]")
+        w.append("pub struct %s {" % tname)
+        w.append("    _data: [u8; 0],")
+        w.append("    _marker: std::marker::PhantomData<(*mut u8, std::marker::PhantomPinned)>,")
+        w.append("}")
+        w.append("")
+    for name, ret, params in callbacks:
+        args = ", ".join("%s: %s" % (rust_ident(pn), rust_type(pt, cb_names, opaque_names)) for pt, pn in params)
+        r = rust_type(ret, cb_names, opaque_names)
+        w.append("/// Callback type `%s` (NULL is `None`)." % name)
+        w.append("pub type %s = Option<unsafe extern \"C\" fn(%s)%s>;"
+                 % (name, args, "" if r is None else " -> " + r))
+        w.append("")
+    w.append("extern \"C\" {")
+    for name, ret, params in funcs:
+        if name in doc:
+            w.append("    /// %s" % doc[name])
+        args = ", ".join("%s: %s" % (rust_ident(pn), rust_type(pt, cb_names, opaque_names)) for pt, pn in params)
+        r = rust_type(ret, cb_names, opaque_names)
+        w.append("    pub fn %s(%s)%s;" % (name, args, "" if r is None else " -> " + r))
+    w.append("}")
+    w.append("")
+    w.append("/// Names of every declared function, in header order (used by the header-sync test).")
+    w.append("pub const FUNCTION_NAMES: &[&str] = &[")
+    for name, _, _ in funcs:
+        w.append("    \"%s\"," % name)
+    w.append("];")
+    return "\n".join(w) + "\n", len(funcs)
+
+
+def declarations(rs):
+    return [ln for ln in rs.splitlines() if not ln.lstrip().startswith("//")]
+
+
+def main():
+    with open(HEADER) as f:
+        text = f.read()
+    out, n = emit(text)
+    if "--check" in sys.argv[1:]:
+        with open(OUT) as f:
+            cur = f.read()
+        # Only declarations must match: a reworded header comment needs no regeneration.
+        if declarations(cur) != declarations(out):
+            print("disrnn-sys: src/lib.rs is stale; run %s" % os.path.relpath(__file__, ROOT))
+            return 1
+        note = "" if cur == out else " (doc comments differ; regenerate to refresh them)"
+        print("disrnn-sys: src/lib.rs matches include/disrnn.h (%d functions)%s" % (n, note))
+        return 0
+    with open(OUT, "w") as f:
+        f.write(out)
+    print("wrote %s (%d functions)" % (os.path.relpath(OUT, ROOT), n))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
