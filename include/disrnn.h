@@ -877,6 +877,12 @@ DISRNN_API int disrnn_trainer_load(disrnn_trainer_t *tr, const char *path);
 /* ------------------------------------------------------------------------------------------ */
 /** @name Analysis: latents, reconstruction and metrics
  *  Per-sample outputs have disrnn_dataset_num_samples() columns (trial order, then bin order).
+ *  Every function here that takes a dataset may also return ::DISRNN_ERR_DATA (a Poisson model given
+ *  a dataset that is not ::DISRNN_DATA_COUNTS, or N or P that differ from the model's). Functions
+ *  that need the encoder std (evaluation PC, generation with latent noise) return
+ *  ::DISRNN_ERR_INVALID_ARG under Scott's rule while ::DISRNN_OPT_N_TOT is 0. Functions without a
+ *  handle report NaN or Inf in their inputs as ::DISRNN_ERR_INVALID_ARG, and a correlation or R^2
+ *  that is undefined (constant input) as NaN.
  *  @{ */
 /** @brief Posterior means mu (latent trajectories) of every sample.
  *  @param[in] model the model.
