@@ -131,6 +131,8 @@ check-exports: $(SHLIB)
 	@nm -D --defined-only $(SHLIB) | awk '$$2 ~ /^[TDB]$$/ {print $$3}' | sed 's/@.*//' | sort -u > $(BUILD)/exports.txt
 	@if grep -v '^disrnn_' $(BUILD)/exports.txt; then echo "exported symbols without the disrnn_ prefix"; exit 1; fi
 	@diff -u abi/exports.txt $(BUILD)/exports.txt || { echo "export list differs from abi/exports.txt"; exit 1; }
+	@grep '^DISRNN_API' include/disrnn.h | sed 's/(.*//; s/.*[ *]//' | sort -u > $(BUILD)/declared.txt
+	@diff -u $(BUILD)/declared.txt $(BUILD)/exports.txt || { echo "header declarations and exports differ"; exit 1; }
 	@echo "exports: $$(wc -l < $(BUILD)/exports.txt) symbols, all disrnn_*, matching abi/exports.txt"
 
 # Installs into a temporary prefix and builds downstream C and C++ programs with pkg-config only.
