@@ -23,9 +23,6 @@ void disrnn__an_decode_eta(const disrnn_model_t *m, size_t S, const double *z, s
  *  or out of memory; *nomem tells which). */
 double *disrnn__an_samples_mu(const disrnn_model_t *m, const disrnn__samples *s, const disrnn__allocator *al,
                               int *nomem);
-/** log(x!) for a non-negative integer-valued x (exact product up to 18!, Stirling above; no lgamma,
- *  whose global sign variable is not thread-safe). */
-double disrnn__an_log_factorial(double x);
 /** log of the Poisson rate link(eta) for the two Poisson models, finite for every finite eta. */
 double disrnn__an_log_rate(int obs, double eta);
 /** 1 for the Poisson observation models. */

@@ -39,7 +39,7 @@ static double poisson_ptrs(disrnn__rng *r, double lam)
         const double k = floor((2.0 * a / us + b) * u + lam + 0.43);
         if (us >= 0.07 && v <= v_r) return k;
         if (k < 0.0 || (us < 0.013 && v > us)) continue;
-        if (log(v) + log(inv_alpha) - log(a / (us * us) + b) <= -lam + k * loglam - disrnn__an_log_factorial(k))
+        if (log(v) + log(inv_alpha) - log(a / (us * us) + b) <= -lam + k * loglam - disrnn__log_factorial(k))
             return k;
     }
 }

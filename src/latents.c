@@ -64,29 +64,9 @@ double *disrnn__an_samples_mu(const disrnn_model_t *m, const disrnn__samples *s,
     return mu;
 }
 
-double disrnn__an_log_factorial(double x)
-{
-    /* Products up to 18! are exact integers below 2^53, so one log is correctly rounded; above,
-     * Stirling's series to 1/x^7 is accurate to about 1e-16 relative. */
-    if (x <= 18.0) {
-        double p = 1.0;
-        for (double k = 2.0; k <= x; k += 1.0) p *= k;
-        return log(p);
-    }
-    {
-        const double r = 1.0 / x, r2 = r * r;
-        const double series = r * (1.0 / 12.0 - r2 * (1.0 / 360.0 - r2 * (1.0 / 1260.0 - r2 * (1.0 / 1680.0))));
-        return (x + 0.5) * log(x) - x + HALF_LOG_2PI + series;
-    }
-}
-
 double disrnn__an_log_rate(int obs, double eta)
 {
-    if (obs == DISRNN_OBS_POISSON_EXP) return eta;
-    /* log softplus: below -20 softplus = y (1 - y/2 + ...) with y = exp(eta), so the log stays
-     * finite (about eta) where exp(eta) underflows; above, log1p keeps the small tail. */
-    if (eta < -20.0) return eta + log1p(-0.5 * exp(eta));
-    return log(eta > 0.0 ? eta + log1p(exp(-eta)) : log1p(exp(eta)));
+    return obs == DISRNN_OBS_POISSON_EXP ? eta : disrnn__log_softplus(eta);
 }
 
 /* The checks and sample building shared by the three per-sample entry points. */
@@ -179,7 +159,7 @@ static double entry_loglik(int obs, double x, double eta, double rho)
     {
         const double lam = disrnn__obs_mean(obs, eta);
         /* x log(lambda) is 0 for x = 0 even where lambda underflows. */
-        const double xl = x > 0.0 ? x * disrnn__an_log_rate(obs, eta) - disrnn__an_log_factorial(x) : 0.0;
+        const double xl = x > 0.0 ? x * disrnn__an_log_rate(obs, eta) - disrnn__log_factorial(x) : 0.0;
         return xl - lam;
     }
 }

@@ -70,6 +70,13 @@ double disrnn__obs_mean(int obs, double eta);
 /** Encoder nonlinearity. */
 double disrnn__sigma(int sigma, double v);
 
+/* observation.c: special functions of the observation models, shared with the analysis files */
+/** log(x!) for a non-negative integer-valued x, without lgamma's global sign variable. */
+double disrnn__log_factorial(double x);
+
+/** log(softplus(eta)), finite for every finite eta (tends to eta as eta -> -inf). */
+double disrnn__log_softplus(double eta);
+
 /* objective.c */
 /** Loss terms and gradient without argument checks beyond shapes (the trainer's fast path). Data
  *  must already be validated. terms has DISRNN__NUM_TERMS entries; grad n_params or NULL. */

@@ -24,12 +24,6 @@ double disrnn__obs_nll(int obs, size_t N, size_t M, const double *x, size_t ldx,
 int disrnn__obs_check(int obs, size_t N, size_t M, const double *x, size_t ldx, const uint8_t *mask,
                       size_t ldmask, size_t *bad_row, size_t *bad_col);
 
-/** log(x!) for a non-negative integer-valued x, without lgamma's global sign variable. */
-double disrnn__log_factorial(double x);
-
-/** log(softplus(eta)), finite for every finite eta (tends to eta as eta -> -inf). */
-double disrnn__log_softplus(double eta);
-
 /* penalty_pc.c */
 
 /** Number of doubles of workspace disrnn__pc() needs for K latents, M samples and G groups
