@@ -27,6 +27,12 @@ typedef struct test_chaos {
 void *test_chaos_alloc(size_t size, void *ud);
 void test_chaos_free(void *p, void *ud);
 
+/** A private scratch folder for the test binary (under $TMPDIR or /tmp), made by
+ *  test_scratch_setup and removed with its contents by test_scratch_teardown (cmocka group hooks). */
+extern char test_scratch[256];
+int test_scratch_setup(void **state);
+int test_scratch_teardown(void **state);
+
 #define assert_status(expr, expected) assert_int_equal((int)(expr), (int)(expected))
 #define assert_ok(expr) assert_status(expr, DISRNN_OK)
 

@@ -3,7 +3,11 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 const char *test_shared_data(void)
 {
@@ -54,4 +58,45 @@ void test_chaos_free(void *p, void *ud)
     test_chaos *c = (test_chaos *)ud;
     c->live--;
     free(p);
+}
+
+char test_scratch[256];
+
+int test_scratch_setup(void **state)
+{
+    const char *tmp = getenv("TMPDIR");
+    (void)state;
+    snprintf(test_scratch, sizeof test_scratch, "%s/disrnn-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    return mkdtemp(test_scratch) ? 0 : -1;
+}
+
+static void remove_tree(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0) return;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d;
+        struct dirent *e;
+        chmod(path, 0700); /* a test may have made it read-only */
+        d = opendir(path);
+        if (d) {
+            while ((e = readdir(d)) != NULL) {
+                char sub[1024];
+                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+                snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+                remove_tree(sub);
+            }
+            closedir(d);
+        }
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+int test_scratch_teardown(void **state)
+{
+    (void)state;
+    if (test_scratch[0]) remove_tree(test_scratch);
+    return 0;
 }

@@ -15,49 +15,6 @@
 #include "container.h"
 
 /* ------------------------------------------------------------------------------------------ */
-/* A private scratch folder per test binary */
-
-static char scratch[256];
-
-static int setup_dir(void **state)
-{
-    const char *tmp = getenv("TMPDIR");
-    (void)state;
-    snprintf(scratch, sizeof scratch, "%s/disrnn-container-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    return mkdtemp(scratch) ? 0 : -1;
-}
-
-static void remove_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d;
-        struct dirent *e;
-        chmod(path, 0700);
-        d = opendir(path);
-        if (d) {
-            while ((e = readdir(d)) != NULL) {
-                char sub[1024];
-                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-                snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-                remove_tree(sub);
-            }
-            closedir(d);
-        }
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
-static int teardown_dir(void **state)
-{
-    (void)state;
-    remove_tree(scratch);
-    return 0;
-}
-
 static void path_in(char *out, size_t len, const char *dir, const char *name) { snprintf(out, len, "%s/%s", dir, name); }
 
 /* Number of entries of a folder whose name contains ".tmp.". */
@@ -344,13 +301,13 @@ static void test_file_round_trip(void **state)
     mode_t mask;
     (void)state;
     for (size_t i = 0; i < sizeof data; i++) data[i] = (unsigned char)(i ^ (i >> 8));
-    path_in(path, sizeof path, scratch, "round.bin");
+    path_in(path, sizeof path, test_scratch, "round.bin");
     assert_ok(disrnn__file_write_atomic(path, data, sizeof data, msg, sizeof msg));
     assert_ok(disrnn__file_read(NULL, path, &back, &len, msg, sizeof msg));
     assert_int_equal(len, sizeof data);
     assert_memory_equal(back, data, sizeof data);
     free(back); /* the default allocator is the C library's */
-    assert_int_equal(count_temps(scratch), 0);
+    assert_int_equal(count_temps(test_scratch), 0);
     /* a new file gets the permissions fopen would give it, not mkstemp's 0600 */
     mask = umask(022);
     umask(mask);
@@ -370,7 +327,7 @@ static void test_file_round_trip(void **state)
     assert_ok(disrnn__file_read(NULL, path, &back, &len, msg, sizeof msg));
     assert_int_equal(len, 0);
     free(back);
-    assert_int_equal(count_temps(scratch), 0);
+    assert_int_equal(count_temps(test_scratch), 0);
 }
 
 static void test_file_read_errors(void **state)
@@ -381,12 +338,12 @@ static void test_file_read_errors(void **state)
     test_chaos chaos = {0, 0, 0};
     disrnn__allocator al = {test_chaos_alloc, test_chaos_free, &chaos};
     (void)state;
-    path_in(path, sizeof path, scratch, "does-not-exist");
+    path_in(path, sizeof path, test_scratch, "does-not-exist");
     assert_status(disrnn__file_read(NULL, path, &buf, &len, msg, sizeof msg), DISRNN_ERR_IO);
     assert_non_null(strstr(msg, "does-not-exist"));
-    assert_status(disrnn__file_read(NULL, scratch, &buf, &len, msg, sizeof msg), DISRNN_ERR_IO); /* a folder */
+    assert_status(disrnn__file_read(NULL, test_scratch, &buf, &len, msg, sizeof msg), DISRNN_ERR_IO); /* a folder */
     assert_status(disrnn__file_read(NULL, NULL, &buf, &len, msg, sizeof msg), DISRNN_ERR_INVALID_ARG);
-    path_in(path, sizeof path, scratch, "small.bin");
+    path_in(path, sizeof path, test_scratch, "small.bin");
     write_file(path, "hello", 5);
     assert_status(disrnn__file_read(&al, path, &buf, &len, msg, sizeof msg), DISRNN_ERR_NOMEM);
     assert_int_equal(chaos.live, 0);
@@ -403,14 +360,14 @@ static void test_atomic_write_failure_keeps_old_file(void **state)
     unsigned char *back = NULL;
     size_t len = 0;
     (void)state;
-    path_in(dir, sizeof dir, scratch, "locked");
+    path_in(dir, sizeof dir, test_scratch, "locked");
     assert_int_equal(mkdir(dir, 0700), 0);
     path_in(path, sizeof path, dir, "model.bin");
     assert_ok(disrnn__file_write_atomic(path, "old contents", 12, msg, sizeof msg));
 
     /* A folder we may not write in: no temporary can be made, the old file stays. Root ignores
      * folder permissions, so as root the write runs in a child that drops to an unprivileged user. */
-    assert_int_equal(chmod(scratch, 0755), 0);
+    assert_int_equal(chmod(test_scratch, 0755), 0);
     assert_int_equal(chmod(dir, 0555), 0);
     if (geteuid() != 0) {
         assert_status(disrnn__file_write_atomic(path, "new", 3, msg, sizeof msg), DISRNN_ERR_IO);
@@ -436,7 +393,7 @@ static void test_atomic_write_failure_keeps_old_file(void **state)
             assert_int_equal(WEXITSTATUS(status), 0);
     }
     assert_int_equal(chmod(dir, 0700), 0);
-    assert_int_equal(chmod(scratch, 0700), 0);
+    assert_int_equal(chmod(test_scratch, 0700), 0);
     assert_int_equal(count_temps(dir), 0);
     assert_ok(disrnn__file_read(NULL, path, &back, &len, msg, sizeof msg));
     assert_int_equal(len, 12);
@@ -475,7 +432,7 @@ static void test_relative_path_write(void **state)
     (void)state;
     /* a bare file name: the temporary and the folder sync both use the current folder */
     assert_non_null(getcwd(cwd, sizeof cwd));
-    assert_int_equal(chdir(scratch), 0);
+    assert_int_equal(chdir(test_scratch), 0);
     assert_ok(disrnn__file_write_atomic("bare.bin", "12", 2, msg, sizeof msg));
     assert_ok(disrnn__file_read(NULL, "bare.bin", &back, &len, msg, sizeof msg));
     assert_int_equal(len, 2);
@@ -499,5 +456,5 @@ int main(void)
         cmocka_unit_test(test_atomic_write_failure_keeps_old_file),
         cmocka_unit_test(test_relative_path_write),
     };
-    return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+    return cmocka_run_group_tests(tests, test_scratch_setup, test_scratch_teardown);
 }

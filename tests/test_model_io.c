@@ -13,34 +13,6 @@
 #include "container.h"
 #include "model.h"
 
-static char scratch[256];
-
-static int setup_dir(void **state)
-{
-    const char *tmp = getenv("TMPDIR");
-    (void)state;
-    snprintf(scratch, sizeof scratch, "%s/disrnn-modelio-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    return mkdtemp(scratch) ? 0 : -1;
-}
-
-static int teardown_dir(void **state)
-{
-    DIR *d = opendir(scratch);
-    struct dirent *e;
-    (void)state;
-    if (d) {
-        while ((e = readdir(d)) != NULL) {
-            char p[600];
-            if (e->d_name[0] == '.') continue;
-            snprintf(p, sizeof p, "%s/%s", scratch, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(scratch);
-    return 0;
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* Model factory */
 
@@ -200,7 +172,7 @@ static void test_file_round_trip(void **state)
     char path[512], msg[512];
     disrnn_model_t *m = make_model(&variants[2], 9), *back = NULL;
     (void)state;
-    snprintf(path, sizeof path, "%s/model.disrnn", scratch);
+    snprintf(path, sizeof path, "%s/model.disrnn", test_scratch);
     assert_ok(disrnn_model_save(m, path));
     assert_ok(disrnn_model_load(&back, path, msg, sizeof msg));
     assert_same_model(m, back);
@@ -231,7 +203,7 @@ static void test_save_arguments(void **state)
     assert_non_null(strstr(disrnn_model_last_error(m), "buffer"));
     assert_status(disrnn_model_save(NULL, "x"), DISRNN_ERR_INVALID_ARG);
     assert_status(disrnn_model_save(m, NULL), DISRNN_ERR_INVALID_ARG);
-    snprintf(path, sizeof path, "%s/no/such/folder/m.disrnn", scratch);
+    snprintf(path, sizeof path, "%s/no/such/folder/m.disrnn", test_scratch);
     assert_status(disrnn_model_save(m, path), DISRNN_ERR_IO);
     assert_non_null(strstr(disrnn_model_last_error(m), "temporary"));
     disrnn_model_free(m);
@@ -249,7 +221,7 @@ static void test_load_arguments(void **state)
     m = (disrnn_model_t *)(uintptr_t)1;
     assert_status(disrnn_model_load_buffer(&m, junk, 4, NULL, 0), DISRNN_ERR_CORRUPT);
     assert_null(m);
-    snprintf(path, sizeof path, "%s/absent.disrnn", scratch);
+    snprintf(path, sizeof path, "%s/absent.disrnn", test_scratch);
     assert_status(disrnn_model_load(&m, path, msg, sizeof msg), DISRNN_ERR_IO);
     assert_null(m);
     assert_status(disrnn_model_load(&m, NULL, msg, sizeof msg), DISRNN_ERR_INVALID_ARG);
@@ -497,5 +469,5 @@ int main(void)
         cmocka_unit_test(test_checksum_valid_byte_mutations),
         cmocka_unit_test(test_save_out_of_memory),
     };
-    return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+    return cmocka_run_group_tests(tests, test_scratch_setup, test_scratch_teardown);
 }

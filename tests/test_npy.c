@@ -10,35 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static char scratch[256];
-
-static int setup_dir(void **state)
-{
-    const char *tmp = getenv("TMPDIR");
-    (void)state;
-    snprintf(scratch, sizeof scratch, "%s/disrnn-npy-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    return mkdtemp(scratch) ? 0 : -1;
-}
-
-static int teardown_dir(void **state)
-{
-    DIR *d = opendir(scratch);
-    struct dirent *e;
-    (void)state;
-    if (d) {
-        while ((e = readdir(d)) != NULL) {
-            char p[600];
-            if (e->d_name[0] == '.') continue;
-            snprintf(p, sizeof p, "%s/%s", scratch, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(scratch);
-    return 0;
-}
-
-static void scratch_path(char *out, size_t len, const char *name) { snprintf(out, len, "%s/%s", scratch, name); }
+static void scratch_path(char *out, size_t len, const char *name) { snprintf(out, len, "%s/%s", test_scratch, name); }
 
 static void write_bytes(const char *path, const void *buf, size_t len)
 {
@@ -457,7 +429,7 @@ static void test_argument_errors(void **state)
     assert_status(disrnn_npy_info(path, NULL, &nd, sh, &fo, msg, sizeof msg), DISRNN_ERR_INVALID_ARG);
     assert_status(disrnn_npy_info(path, &dtype, &nd, NULL, &fo, msg, sizeof msg), DISRNN_ERR_INVALID_ARG);
     assert_status(disrnn_npy_info("/nonexistent-folder/x.npy", &dtype, &nd, sh, &fo, msg, sizeof msg), DISRNN_ERR_IO);
-    assert_status(disrnn_npy_info(scratch, &dtype, &nd, sh, &fo, msg, sizeof msg), DISRNN_ERR_IO);
+    assert_status(disrnn_npy_info(test_scratch, &dtype, &nd, sh, &fo, msg, sizeof msg), DISRNN_ERR_IO);
     /* buffers one element short: refused, nothing written */
     memset(raw, 0x5a, sizeof raw);
     assert_status(disrnn_npy_read_raw(path, raw, 47, msg, sizeof msg), DISRNN_ERR_BUFFER_TOO_SMALL);
@@ -589,5 +561,5 @@ int main(void)
         cmocka_unit_test(test_shared_files_read_and_rewrite_identically),
         cmocka_unit_test(test_shared_maze_rates_match_csv),
     };
-    return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+    return cmocka_run_group_tests(tests, test_scratch_setup, test_scratch_teardown);
 }

@@ -11,39 +11,11 @@
 #include <string.h>
 #include <unistd.h>
 
-static char scratch[256];
-
-static int setup_dir(void **state)
-{
-    const char *tmp = getenv("TMPDIR");
-    (void)state;
-    snprintf(scratch, sizeof scratch, "%s/disrnn-spikes-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    return mkdtemp(scratch) ? 0 : -1;
-}
-
-static int teardown_dir(void **state)
-{
-    DIR *d = opendir(scratch);
-    struct dirent *e;
-    (void)state;
-    if (d) {
-        while ((e = readdir(d)) != NULL) {
-            char p[600];
-            if (e->d_name[0] == '.') continue;
-            snprintf(p, sizeof p, "%s/%s", scratch, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(scratch);
-    return 0;
-}
-
 static const char *csv_file(const char *name, const char *text)
 {
     static char path[512];
     FILE *f;
-    snprintf(path, sizeof path, "%s/%s", scratch, name);
+    snprintf(path, sizeof path, "%s/%s", test_scratch, name);
     f = fopen(path, "wb");
     assert_non_null(f);
     fputs(text, f);
@@ -458,5 +430,5 @@ int main(void)
         cmocka_unit_test(test_smooth_constant_and_totals),
         cmocka_unit_test(test_smooth_arguments),
     };
-    return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+    return cmocka_run_group_tests(tests, test_scratch_setup, test_scratch_teardown);
 }
