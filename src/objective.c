@@ -99,44 +99,6 @@ static int ws_ensure(disrnn_model_t *m, size_t M)
     return DISRNN_OK;
 }
 
-/* Products whose bits do not depend on the BLAS thread count. OpenBLAS runs a product with
- * m n k <= 65536 * GEMM_MULTITHREAD_THRESHOLD (4 by default) on the calling thread and splits
- * larger ones among its threads, which changes the order of the sums (measured: results differ
- * between OPENBLAS_NUM_THREADS=1 and 2 from m n k of about 350000). Cutting every product into
- * pieces of at most DET_MNK multiply-adds, always the same pieces, makes the result independent of
- * the thread count; at the step's skinny shapes (K of 4 to 16) the pieces also fit the caches
- * better, and the whole is faster than one call (S3: 1.10 ms against 1.45 ms for the 5 products). */
-#define DET_MNK 262144.0
-
-static void det_gemm(int ta, int tb, size_t m, size_t n, size_t k, double alpha, const double *a, size_t lda,
-                     const double *b, size_t ldb, double beta, double *c, size_t ldc)
-{
-    size_t pm, pn, pk, e;
-    if (m == 0 || n == 0) return;
-    if (k == 0 || (double)m * (double)n * (double)k <= DET_MNK) {
-        disrnn__gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        return;
-    }
-    /* the inner dimension is cut only when one output element's sum alone is too long */
-    pk = (double)k > DET_MNK ? (size_t)DET_MNK : k;
-    e = (size_t)(DET_MNK / (double)pk); /* output elements per piece, >= 1 */
-    /* keep the smaller output dimension whole when possible, cut the larger */
-    if (m >= n) {
-        pn = n < e ? n : e;
-        pm = e / pn < m ? e / pn : m;
-    } else {
-        pm = m < e ? m : e;
-        pn = e / pm < n ? e / pm : n;
-    }
-    for (size_t j = 0; j < n; j += pn)
-        for (size_t i = 0; i < m; i += pm)
-            for (size_t l = 0; l < k; l += pk) {
-                const size_t mm = m - i < pm ? m - i : pm, nn = n - j < pn ? n - j : pn, kk = k - l < pk ? k - l : pk;
-                const double *ap = ta ? a + l + i * lda : a + i + l * lda;
-                const double *bp = tb ? b + j + l * ldb : b + l + j * ldb;
-                disrnn__gemm(ta, tb, mm, nn, kk, alpha, ap, lda, bp, ldb, l == 0 ? beta : 1.0, c + i + j * ldc, ldc);
-            }
-}
 
 /* Add v[r] to every column of the rows x M matrix a (ld rows). */
 static void add_col(double *a, size_t rows, size_t M, const double *v)
@@ -160,7 +122,8 @@ static void row_sums(const double *a, size_t rows, size_t M, double *out)
  * dNLL/deta over the batch (the bias gradient); both are overwritten (pointers at row n0).
  * Returns sum qsum. The loop over channels is contiguous and vectorised, with the widest vectors
  * the CPU has. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+/* No clones under ThreadSanitizer: their ifunc resolver runs before the sanitizer's runtime. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
 __attribute__((target_clones("avx512f", "avx2", "default"), optimize("vect-cost-model=dynamic")))
 #endif
 static double gauss_block(size_t nb, size_t M, const double *restrict x, size_t ldx, double *restrict eta,
@@ -202,7 +165,7 @@ static double block_penalty(const disrnn_model_t *m, double *J, double scale, in
     const size_t K = sp->K;
     const double inv = 1.0 / ((double)K * (double)K);
     double acc = 0.0;
-    det_gemm(0, 0, K, K, sp->N, 1.0, m->blk[DISRNN_BLOCK_B], K, m->blk[DISRNN_BLOCK_A], sp->N, 0.0, J, K);
+    disrnn__gemm(0, 0, K, K, sp->N, 1.0, m->blk[DISRNN_BLOCK_B], K, m->blk[DISRNN_BLOCK_A], sp->N, 0.0, J, K);
     for (size_t b = 0; b < K; b++)
         for (size_t a = 0; a < K; a++) {
             double *v = J + a + b * K;
@@ -268,9 +231,9 @@ int disrnn__loss(disrnn_model_t *m, size_t M, const double *x, size_t ldx, const
     }
 
     /* encoder: MU = B H + d (+ D U); Z = MU + s .* EPS */
-    det_gemm(0, 0, K, M, N, 1.0, m->blk[DISRNN_BLOCK_B], K, h, ldh, 0.0, ws->mu, K);
+    disrnn__gemm(0, 0, K, M, N, 1.0, m->blk[DISRNN_BLOCK_B], K, h, ldh, 0.0, ws->mu, K);
     add_col(ws->mu, K, M, m->blk[DISRNN_BLOCK_BIAS_D]);
-    if (has_d) det_gemm(0, 0, K, M, P, 1.0, m->blk[DISRNN_BLOCK_D], K, u, ldu, 1.0, ws->mu, K);
+    if (has_d) disrnn__gemm(0, 0, K, M, P, 1.0, m->blk[DISRNN_BLOCK_D], K, u, ldu, 1.0, ws->mu, K);
     for (size_t j = 0; j < M; j++)
         for (size_t k = 0; k < K; k++) ws->z[k + j * K] = ws->mu[k + j * K] + ws->s[k] * eps[k + j * ldeps];
 
@@ -283,7 +246,7 @@ int disrnn__loss(disrnn_model_t *m, size_t M, const double *x, size_t ldx, const
         const double *rho = m->blk[DISRNN_BLOCK_RHO], *A = m->blk[DISRNN_BLOCK_A];
         const double *c = m->blk[DISRNN_BLOCK_BIAS_C];
         double *dc = grad ? grad + m->off[DISRNN_BLOCK_BIAS_C] : ws->dc_tmp;
-        size_t nb = (size_t)(DET_MNK / ((double)M * (double)K));
+        size_t nb = (size_t)(DISRNN__GEMM_PIECE / ((double)M * (double)K));
         double rho_sum = 0.0, qtot = 0.0;
         nb = nb >= 16 ? nb / 8 * 8 : (nb ? nb : 1);
         for (size_t n = 0; n < N; n++) {
@@ -292,12 +255,12 @@ int disrnn__loss(disrnn_model_t *m, size_t M, const double *x, size_t ldx, const
         }
         for (size_t n0 = 0; n0 < N; n0 += nb) {
             const size_t rows = N - n0 < nb ? N - n0 : nb;
-            det_gemm(0, 0, rows, M, K, 1.0, A + n0, N, ws->z, K, 0.0, ws->eta + n0, N);
+            disrnn__gemm(0, 0, rows, M, K, 1.0, A + n0, N, ws->z, K, 0.0, ws->eta + n0, N);
             qtot += gauss_block(rows, M, x + n0, ldx, ws->eta + n0, N, c + n0, ws->inv_var + n0, inv_m,
                                 ws->qsum + n0, dc + n0);
             if (grad) {
-                det_gemm(0, 1, rows, K, M, 1.0, ws->eta + n0, N, ws->z, K, 0.0, grad + m->off[DISRNN_BLOCK_A] + n0, N);
-                det_gemm(1, 0, K, M, rows, 1.0, A + n0, N, ws->eta + n0, N, n0 ? 1.0 : 0.0, ws->dz, K);
+                disrnn__gemm(0, 1, rows, K, M, 1.0, ws->eta + n0, N, ws->z, K, 0.0, grad + m->off[DISRNN_BLOCK_A] + n0, N);
+                disrnn__gemm(1, 0, K, M, rows, 1.0, A + n0, N, ws->eta + n0, N, n0 ? 1.0 : 0.0, ws->dz, K);
             }
         }
         nll = (double)N * 0.91893853320467274178 + rho_sum + 0.5 * qtot * inv_m;
@@ -307,19 +270,19 @@ int disrnn__loss(disrnn_model_t *m, size_t M, const double *x, size_t ldx, const
         }
     } else {
         /* decoder: ETA = A Z + c (+ E U) */
-        det_gemm(0, 0, N, M, K, 1.0, m->blk[DISRNN_BLOCK_A], N, ws->z, K, 0.0, ws->eta, N);
+        disrnn__gemm(0, 0, N, M, K, 1.0, m->blk[DISRNN_BLOCK_A], N, ws->z, K, 0.0, ws->eta, N);
         add_col(ws->eta, N, M, m->blk[DISRNN_BLOCK_BIAS_C]);
-        if (has_e) det_gemm(0, 0, N, M, P, 1.0, m->blk[DISRNN_BLOCK_E], N, u, ldu, 1.0, ws->eta, N);
+        if (has_e) disrnn__gemm(0, 0, N, M, P, 1.0, m->blk[DISRNN_BLOCK_E], N, u, ldu, 1.0, ws->eta, N);
         nll = disrnn__obs_nll(sp->obs, N, M, x, ldx, mask, ldmask, ws->eta, m->blk[DISRNN_BLOCK_RHO], inv_m,
                               grad ? ws->eta : NULL,
                               grad && m->learned[DISRNN_BLOCK_RHO] ? grad + m->off[DISRNN_BLOCK_RHO] : NULL);
         if (grad) {
             /* decoder side; ws->eta now holds dETA */
-            det_gemm(0, 1, N, K, M, 1.0, ws->eta, N, ws->z, K, 0.0, grad + m->off[DISRNN_BLOCK_A], N);
+            disrnn__gemm(0, 1, N, K, M, 1.0, ws->eta, N, ws->z, K, 0.0, grad + m->off[DISRNN_BLOCK_A], N);
             row_sums(ws->eta, N, M, grad + m->off[DISRNN_BLOCK_BIAS_C]);
             if (has_e && m->learned[DISRNN_BLOCK_E])
-                det_gemm(0, 1, N, P, M, 1.0, ws->eta, N, u, ldu, 0.0, grad + m->off[DISRNN_BLOCK_E], N);
-            det_gemm(1, 0, K, M, N, 1.0, m->blk[DISRNN_BLOCK_A], N, ws->eta, N, 0.0, ws->dz, K);
+                disrnn__gemm(0, 1, N, P, M, 1.0, ws->eta, N, u, ldu, 0.0, grad + m->off[DISRNN_BLOCK_E], N);
+            disrnn__gemm(1, 0, K, M, N, 1.0, m->blk[DISRNN_BLOCK_A], N, ws->eta, N, 0.0, ws->dz, K);
         }
     }
 
@@ -338,10 +301,10 @@ int disrnn__loss(disrnn_model_t *m, size_t M, const double *x, size_t ldx, const
         for (size_t i = 0; i < K * M; i++) ws->dmu[i] = ws->dz[i] + inv_m * ws->mu[i];
         if (pc_grad)
             for (size_t i = 0; i < K * M; i++) ws->dmu[i] += beta * ws->pc_dmu[i];
-        det_gemm(0, 1, K, N, M, 1.0, ws->dmu, K, h, ldh, 0.0, grad + m->off[DISRNN_BLOCK_B], K);
+        disrnn__gemm(0, 1, K, N, M, 1.0, ws->dmu, K, h, ldh, 0.0, grad + m->off[DISRNN_BLOCK_B], K);
         row_sums(ws->dmu, K, M, grad + m->off[DISRNN_BLOCK_BIAS_D]);
         if (has_d && m->learned[DISRNN_BLOCK_D])
-            det_gemm(0, 1, K, P, M, 1.0, ws->dmu, K, u, ldu, 0.0, grad + m->off[DISRNN_BLOCK_D], K);
+            disrnn__gemm(0, 1, K, P, M, 1.0, ws->dmu, K, u, ldu, 0.0, grad + m->off[DISRNN_BLOCK_D], K);
         if (m->learned[DISRNN_BLOCK_LOG_S]) {
             double *gs = grad + m->off[DISRNN_BLOCK_LOG_S];
             for (size_t k = 0; k < K; k++) {
@@ -359,9 +322,9 @@ int disrnn__loss(disrnn_model_t *m, size_t M, const double *x, size_t ldx, const
         bd = block_penalty(m, ws->J, alpha, bd_grad);
         if (bd_grad) {
             /* J = B A: dB += dJ A^T, dA += B^T dJ */
-            det_gemm(0, 1, K, N, K, 1.0, ws->J, K, m->blk[DISRNN_BLOCK_A], N, 1.0,
+            disrnn__gemm(0, 1, K, N, K, 1.0, ws->J, K, m->blk[DISRNN_BLOCK_A], N, 1.0,
                          grad + m->off[DISRNN_BLOCK_B], K);
-            det_gemm(1, 0, N, K, K, 1.0, m->blk[DISRNN_BLOCK_B], K, ws->J, K, 1.0,
+            disrnn__gemm(1, 0, N, K, K, 1.0, m->blk[DISRNN_BLOCK_B], K, ws->J, K, 1.0,
                          grad + m->off[DISRNN_BLOCK_A], N);
         }
     }
