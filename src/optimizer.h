@@ -10,9 +10,18 @@ typedef struct disrnn__adam {
     double lr, beta1, beta2, eps, weight_decay;
 } disrnn__adam;
 
-/** One step on n parameters: moments m, v updated, step is the new (1-based) step count. */
+/** One step on n parameters, in place: moments m, v updated, step is the new (1-based) step count. */
 void disrnn__adam_step(const disrnn__adam *o, size_t n, double *theta, const double *grad, double *m, double *v,
                        int64_t step);
+/** The same step with the moments out of place and the parameters kept recoverable: theta is
+ *  updated in place after its old values are copied to theta_old; the new moments go to m_out and
+ *  v_out (m and v are only read). All seven arrays must be distinct. Returns 1 when every new
+ *  parameter and moment is finite, 0 otherwise (the caller then restores theta from theta_old and
+ *  keeps m and v). One pass over the arrays, vectorised. */
+int disrnn__adam_update(const disrnn__adam *o, size_t n, double *theta, double *theta_old, const double *grad,
+                        const double *m, const double *v, double *m_out, double *v_out, int64_t step);
+/** 1 when all n values are finite (no early exit: vectorised). */
+int disrnn__finite_vec(const double *a, size_t n);
 /** Global 2-norm of g. */
 double disrnn__grad_norm(const double *g, size_t n);
 /** Scale factor PyTorch's clip_grad_norm_ applies (1 when no clipping). */

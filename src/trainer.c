@@ -8,9 +8,10 @@
  * (epoch counter, validation, callback, early stopping) by disrnn_trainer_fit(), or silently by
  * the next disrnn_trainer_step().
  *
- * A step is computed aside (new parameters and moments in workspace) and committed only when the
- * loss, the gradient and the result are all finite, so a refused step changes nothing: not the
- * model, not the moments, not the position, not the generator. */
+ * A step is committed only when the loss, the gradient and the result are all finite, so a refused
+ * step changes nothing: not the model, not the moments, not the position, not the generator. The
+ * update is one pass: the old parameters are kept aside while the new ones are written in place,
+ * and the new moments go to spare buffers that take the place of the old ones by pointer swap. */
 #include "trainer.h"
 
 #include <float.h>
@@ -405,30 +406,51 @@ static size_t next_batch(const disrnn_trainer_t *tr)
                          pc_active(tr->model));
 }
 
-/* Copy the columns of the given samples into the batch workspace; idx NULL means consecutive
- * samples from first. Returns 1 when the batch has missing entries. */
-static int gather(disrnn_trainer_t *tr, const disrnn__samples *s, const size_t *idx, size_t first, size_t M)
+/* A batch: the columns its loss reads (leading dimensions N, P and N). */
+typedef struct batch_view {
+    const double *x, *h, *u;
+    const uint8_t *mask;
+} batch_view;
+
+/* The columns of the given samples; idx NULL means consecutive samples from first. Consecutive
+ * samples (evaluation, or training without shuffling) are read where they are; others are
+ * copied into the batch workspace (the mask only when the samples have one). */
+static batch_view gather(disrnn_trainer_t *tr, const disrnn__samples *s, const size_t *idx, size_t first, size_t M)
 {
     const size_t N = s->N, P = s->P;
+    batch_view b;
+    int consecutive = 1;
+    if (idx) {
+        first = idx[0];
+        for (size_t j = 1; j < M && consecutive; j++) consecutive = idx[j] == first + j;
+    }
+    if (consecutive) {
+        b.x = s->x + first * N;
+        b.h = s->h + first * N;
+        b.u = P ? s->u + first * P : NULL;
+        b.mask = s->mask ? s->mask + first * N : NULL;
+        return b;
+    }
     for (size_t j = 0; j < M; j++) {
-        const size_t c = idx ? idx[j] : first + j;
+        const size_t c = idx[j];
         memcpy(tr->bx + j * N, s->x + c * N, N * sizeof(double));
         memcpy(tr->bh + j * N, s->h + c * N, N * sizeof(double));
-        if (P) memcpy(tr->bu + j * P, s->u + c * P, P * sizeof(double));
-        if (s->mask) memcpy(tr->bmask + j * N, s->mask + c * N, N);
     }
-    return s->mask != NULL;
+    if (P)
+        for (size_t j = 0; j < M; j++) memcpy(tr->bu + j * P, s->u + idx[j] * P, P * sizeof(double));
+    if (s->mask)
+        for (size_t j = 0; j < M; j++) memcpy(tr->bmask + j * N, s->mask + idx[j] * N, N);
+    b.x = tr->bx;
+    b.h = tr->bh;
+    b.u = P ? tr->bu : NULL;
+    b.mask = s->mask ? tr->bmask : NULL;
+    return b;
 }
 
-static int all_finite(const double *a, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(a[i])) return 0;
-    return 1;
-}
+static int all_finite(const double *a, size_t n) { return disrnn__finite_vec(a, n); }
 
-/* Loss and gradient of the gathered batch with fresh noise from r. */
-static int batch_loss(disrnn_trainer_t *tr, disrnn__rng *r, size_t M, int masked, double *terms, double *grad)
+/* Loss and gradient of a batch with fresh noise from r. */
+static int batch_loss(disrnn_trainer_t *tr, disrnn__rng *r, size_t M, const batch_view *b, double *terms, double *grad)
 {
     const disrnn__spec *sp = &tr->model->spec;
     int rc;
@@ -436,8 +458,8 @@ static int batch_loss(disrnn_trainer_t *tr, disrnn__rng *r, size_t M, int masked
         return disrnn__fail(&tr->base, DISRNN_ERR_INVALID_ARG,
                             "A batch of one sample cannot estimate the PC penalty (beta > 0, G > 1); use a batch size of at least 2.");
     disrnn__rng_normal(r, tr->beps, sp->K * M);
-    rc = disrnn__loss(tr->model, M, tr->bx, sp->N, tr->bh, sp->N, sp->P ? tr->bu : NULL, sp->P ? sp->P : 1,
-                      masked ? tr->bmask : NULL, sp->N, tr->beps, sp->K, terms, grad);
+    rc = disrnn__loss(tr->model, M, b->x, sp->N, b->h, sp->N, b->u, sp->P ? sp->P : 1, b->mask, sp->N, tr->beps, sp->K,
+                      terms, grad);
     if (rc != DISRNN_OK && rc != DISRNN_ERR_NONFINITE)
         return disrnn__fail(&tr->base, rc, "The objective failed on a batch of %zu samples (%s): %s", M,
                             disrnn_status_string(rc), disrnn_model_last_error(tr->model));
@@ -451,11 +473,15 @@ static double current_lr(const disrnn_trainer_t *tr)
                                tr->set.ival[DISRNN_TRAIN_EPOCHS]);
 }
 
-/* Clip tr->grad, compute the update aside and commit it only when everything is finite. */
+/* Clip tr->grad and take the Adam step; when a new parameter or moment is not finite, nothing
+ * changes. The parameters are updated in place with their old values kept in theta_new (restored
+ * on refusal); the moments are written to m_new and v_new and take the place of m and v by pointer
+ * swap on success. */
 static int apply_grad(disrnn_trainer_t *tr)
 {
     const size_t n = tr->n;
     disrnn__adam o;
+    double *t;
     const double clip = tr->set.dval[DISRNN_TRAIN_CLIP_NORM];
     if (n == 0) {
         tr->pr.step++;
@@ -472,15 +498,17 @@ static int apply_grad(disrnn_trainer_t *tr)
     o.beta2 = tr->set.dval[DISRNN_TRAIN_BETA2];
     o.eps = tr->set.dval[DISRNN_TRAIN_EPS];
     o.weight_decay = tr->set.dval[DISRNN_TRAIN_WEIGHT_DECAY];
-    memcpy(tr->theta_new, tr->model->theta, n * sizeof(double));
-    memcpy(tr->m_new, tr->m, n * sizeof(double));
-    memcpy(tr->v_new, tr->v, n * sizeof(double));
-    disrnn__adam_step(&o, n, tr->theta_new, tr->grad, tr->m_new, tr->v_new, tr->pr.step + 1);
-    if (!all_finite(tr->theta_new, n) || !all_finite(tr->m_new, n) || !all_finite(tr->v_new, n))
+    if (!disrnn__adam_update(&o, n, tr->model->theta, tr->theta_new, tr->grad, tr->m, tr->v, tr->m_new, tr->v_new,
+                             tr->pr.step + 1)) {
+        memcpy(tr->model->theta, tr->theta_new, n * sizeof(double));
         return DISRNN_ERR_NONFINITE;
-    memcpy(tr->model->theta, tr->theta_new, n * sizeof(double));
-    memcpy(tr->m, tr->m_new, n * sizeof(double));
-    memcpy(tr->v, tr->v_new, n * sizeof(double));
+    }
+    t = tr->m;
+    tr->m = tr->m_new;
+    tr->m_new = t;
+    t = tr->v;
+    tr->v = tr->v_new;
+    tr->v_new = t;
     tr->pr.step++;
     return DISRNN_OK;
 }
@@ -505,7 +533,8 @@ static int do_step(disrnn_trainer_t *tr, double *terms_out)
     const disrnn__rng saved_rng = tr->rng;
     double terms[DISRNN__NUM_TERMS];
     size_t M;
-    int rc, masked;
+    batch_view b;
+    int rc;
     if (epoch_exhausted(tr)) { /* closed silently: fit() closes epochs itself before stepping */
         tr->pr.epoch++;
         tr->pr.in_epoch = 0;
@@ -518,8 +547,8 @@ static int do_step(disrnn_trainer_t *tr, double *terms_out)
                           batch_setting(tr), tr->tr_s.S);
         goto refuse;
     }
-    masked = gather(tr, &tr->tr_s, tr->order + tr->pr.pos, 0, M);
-    rc = batch_loss(tr, &tr->rng, M, masked, terms, tr->grad);
+    b = gather(tr, &tr->tr_s, tr->order + tr->pr.pos, 0, M);
+    rc = batch_loss(tr, &tr->rng, M, &b, terms, tr->grad);
     if (rc == DISRNN_OK && (!all_finite(terms, DISRNN__NUM_TERMS) || !all_finite(tr->grad, tr->n)))
         rc = DISRNN_ERR_NONFINITE;
     if (rc == DISRNN_OK) rc = apply_grad(tr);
@@ -556,7 +585,8 @@ int disrnn_trainer_gradient(disrnn_trainer_t *tr, const size_t *samples, size_t 
 {
     double t[DISRNN__NUM_TERMS];
     disrnn__rng saved;
-    int rc, masked;
+    batch_view b;
+    int rc;
     if (!tr) return DISRNN_ERR_INVALID_ARG;
     if (!samples || n_samples < 1)
         return disrnn__fail(&tr->base, DISRNN_ERR_INVALID_ARG, "disrnn_trainer_gradient needs sample indices and n_samples >= 1.");
@@ -573,8 +603,8 @@ int disrnn_trainer_gradient(disrnn_trainer_t *tr, const size_t *samples, size_t 
     if (ensure_cap(tr, n_samples) != DISRNN_OK)
         return disrnn__fail(&tr->base, DISRNN_ERR_NOMEM, "Out of memory for a batch of %zu samples.", n_samples);
     saved = tr->rng;
-    masked = gather(tr, &tr->tr_s, samples, 0, n_samples);
-    rc = batch_loss(tr, &tr->rng, n_samples, masked, t, tr->grad);
+    b = gather(tr, &tr->tr_s, samples, 0, n_samples);
+    rc = batch_loss(tr, &tr->rng, n_samples, &b, t, tr->grad);
     if (rc == DISRNN_OK && (!all_finite(t, DISRNN__NUM_TERMS) || !all_finite(tr->grad, tr->n)))
         rc = disrnn__fail(&tr->base, DISRNN_ERR_NONFINITE, "The loss or gradient is not finite on these %zu samples.", n_samples);
     if (rc != DISRNN_OK) {
@@ -593,11 +623,12 @@ int disrnn_trainer_apply(disrnn_trainer_t *tr, const double *grad, size_t ngrad)
     if (!grad && tr->n) return disrnn__fail(&tr->base, DISRNN_ERR_INVALID_ARG, "The gradient is NULL.");
     if (ngrad != tr->n)
         return disrnn__fail(&tr->base, DISRNN_ERR_INVALID_ARG, "The gradient has %zu values; the model has %zu parameters.", ngrad, tr->n);
-    for (size_t i = 0; i < tr->n; i++)
-        if (!isfinite(grad[i]))
-            return disrnn__fail(&tr->base, DISRNN_ERR_NONFINITE,
-                                "Gradient entry %zu is not finite; step %lld was refused and nothing changed.", i,
-                                (long long)(tr->pr.step + 1));
+    if (!all_finite(grad, tr->n))
+        for (size_t i = 0; i < tr->n; i++)
+            if (!isfinite(grad[i]))
+                return disrnn__fail(&tr->base, DISRNN_ERR_NONFINITE,
+                                    "Gradient entry %zu is not finite; step %lld was refused and nothing changed.", i,
+                                    (long long)(tr->pr.step + 1));
     if (tr->n) memcpy(tr->grad, grad, tr->n * sizeof(double));
     rc = apply_grad(tr);
     if (rc != DISRNN_OK)
@@ -622,8 +653,8 @@ static int eval_samples(disrnn_trainer_t *tr, const disrnn__samples *s, double *
     disrnn__rng_seed_stream(&r, tr->seed, (uint64_t)tr->pr.epoch);
     while (pos < s->S) {
         const size_t M = batch_size_at(B, s->S, pos, 0, pc_active(tr->model));
-        const int masked = gather(tr, s, NULL, pos, M);
-        rc = batch_loss(tr, &r, M, masked, t, NULL);
+        const batch_view b = gather(tr, s, NULL, pos, M);
+        rc = batch_loss(tr, &r, M, &b, t, NULL);
         if (rc == DISRNN_ERR_NONFINITE)
             return disrnn__fail(&tr->base, rc, "The evaluation loss is not finite on the batch at sample %zu.", pos);
         if (rc != DISRNN_OK) return rc;
