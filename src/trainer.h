@@ -43,7 +43,9 @@ struct disrnn_trainer {
     size_t n;                    /* learned parameters */
     double *m, *v;               /* Adam moments */
     double *best_theta;          /* parameters of the best validation epoch */
-    double *grad, *theta_new, *m_new, *v_new; /* step workspace: a step is computed aside, then committed */
+    double *grad, *theta_old, *m_new, *v_new; /* step workspace: parameters updated in place with the old
+                                                 values kept in theta_old (restored if the step is
+                                                 refused); new moments swapped in on success */
 
     size_t cap;                  /* columns of the batch workspace */
     double *bx, *bh, *bu, *beps;
