@@ -32,8 +32,9 @@ STLIB := $(LIBOUT)/libdisrnn.a
 CC ?= cc
 OPT ?= -O2 -g
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wconversion
+NATIVE_FLAGS := -march=native
 ifeq ($(NATIVE),1)
-OPT += -march=native
+OPT += $(NATIVE_FLAGS)
 endif
 BASE_CFLAGS := -std=c99 $(OPT) $(WARN) $(SANITIZE)
 BASE_CPPFLAGS := -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L
