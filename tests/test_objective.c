@@ -995,6 +995,112 @@ static void test_reproducible_noise(void **state)
     disrnn_model_free(m3);
 }
 
+/* The Poisson kernels entry by entry against the textbook formulas in long double (where nothing
+ * under- or overflows for eta in [-800, 800]), for counts from 0 to 1e4: the value and the
+ * derivative agree to 1e-13 of the sizes of the terms that are summed (the derivative also to an
+ * absolute 1e-290, the double range's edge). */
+static void test_poisson_kernels_against_long_double(void **state)
+{
+    static const double counts[] = {0.0, 1.0, 2.0, 3.0, 17.0, 255.0, 256.0, 300.0, 10000.0};
+    enum { NE = 64 };
+    const size_t NC = sizeof counts / sizeof counts[0];
+    double eta[NE], *x = (double *)xcalloc(NE * NC, sizeof(double)), *e2 = (double *)xcalloc(NE * NC, sizeof(double));
+    double *d = (double *)xcalloc(NE * NC, sizeof(double));
+    static const double fixed[] = {-800.0, -745.5, -708.5, -708.3, -700.0, -300.0, -40.0, -36.0, -20.0, -1.0,
+                                   -1e-300, 0.0, 1e-300, 1e-8, 0.5, 1.0, 20.0, 36.0, 40.0, 700.0};
+    const size_t NF = sizeof fixed / sizeof fixed[0];
+    uint64_t rs = 4242;
+    (void)state;
+    for (size_t i = 0; i < NF; i++) eta[i] = fixed[i];
+    test_uniform(&rs, eta + NF, NE - NF, -50.0, 50.0);
+    for (size_t j = 0; j < NC; j++)
+        for (size_t i = 0; i < NE; i++) {
+            x[i + j * NE] = counts[j];
+            e2[i + j * NE] = eta[i];
+        }
+    for (int obs = DISRNN_OBS_POISSON_SOFTPLUS; obs <= DISRNN_OBS_POISSON_EXP; obs++) {
+        long double ref_total = 0.0L, tol_total = 0.0L;
+        const double total = disrnn__obs_nll(obs, NE, NC, x, NE, NULL, 0, e2, NULL, 1.0, d, NULL);
+        for (size_t j = 0; j < NC; j++)
+            for (size_t i = 0; i < NE; i++) {
+                const long double e = eta[i], xv = counts[j];
+                const long double lf = xv > 0.0L ? lgammal(xv + 1.0L) : 0.0L;
+                long double lam, log_lam, dlam, v, dv;
+                if (obs == DISRNN_OBS_POISSON_SOFTPLUS) {
+                    lam = e > 0.0L ? e + log1pl(expl(-e)) : log1pl(expl(e));
+                    log_lam = logl(lam);
+                    dlam = 1.0L / (1.0L + expl(-e));
+                } else {
+                    lam = expl(e);
+                    log_lam = e;
+                    dlam = lam;
+                }
+                v = lam - (xv > 0.0L ? xv * log_lam : 0.0L) + lf;
+                dv = dlam - (xv > 0.0L ? xv * (dlam / lam) : 0.0L);
+                ref_total += v;
+                tol_total += fabsl(lam) + fabsl(xv * log_lam) + lf;
+                {
+                    const double got = d[i + j * NE];
+                    /* plus what double cannot hold: exp(eta) underflows below eta = -708 */
+                    const long double scale_d = fabsl(dlam) + fabsl(xv * (dlam / lam)) + 1e-290L;
+                    if (!(fabsl((long double)got - dv) <= 1e-13L * scale_d))
+                        fprintf(stderr, "obs %d eta %.17g x %g: d %.17g vs %.17Lg\n", obs, eta[i], counts[j], got, dv);
+                    assert_true(isfinite(got));
+                    assert_true(fabsl((long double)got - dv) <= 1e-13L * scale_d);
+                }
+            }
+        assert_true(isfinite(total));
+        assert_true(fabsl((long double)total - ref_total) <= 1e-13L * tol_total);
+    }
+    free(x);
+    free(e2);
+    free(d);
+}
+
+/* log(k!) across the end of the constant table: exact small values, and each step equal to log k. */
+static void test_log_factorial_table_edge(void **state)
+{
+    (void)state;
+    assert_true(disrnn__log_factorial(2.0) == log(2.0));
+    assert_true(disrnn__log_factorial(3.0) == log(6.0));
+    for (int k = 2; k <= 600; k++) {
+        const double step = disrnn__log_factorial((double)k) - disrnn__log_factorial((double)k - 1.0);
+        assert_true(fabs(step - log((double)k)) <= 4e-16 * disrnn__log_factorial((double)k) + 1e-15);
+    }
+}
+
+/* With beta = 0 the PC estimate is still reported but its gradient must not reach the loss
+ * gradient: N_tot enters only PC (the encoder std is learned here, not Scott's rule), so changing
+ * it changes the reported PC and leaves every gradient entry bit for bit the same. */
+static void test_beta_zero_pc_value_only(void **state)
+{
+    fd_case c = {6, 4, DISRNN_OBS_POISSON_SOFTPLUS, DISRNN_SIGMA_TANH, DISRNN_PAD_REPEAT, DISRNN_STD_LEARNED,
+                 IN_NONE, GR_EQUAL, 0};
+    uint64_t rs = 17;
+    disrnn_model_t *m = case_model(&c, 0.0, 1.0, 21);
+    const size_t n = disrnn_model_num_params(m);
+    double *g1 = (double *)xcalloc(n, sizeof(double)), *g2 = (double *)xcalloc(n, sizeof(double));
+    double t1[5], t2[5], t0[5];
+    batch b;
+    (void)state;
+    randomize_params(m, &rs, 0.5);
+    make_batch(&b, m, &c, 16, &rs);
+    assert_ok(disrnn_model_set_double(m, DISRNN_OPT_N_TOT, 1000.0));
+    assert_ok(batch_loss(m, &b, t1, g1));
+    assert_ok(batch_loss(m, &b, t0, NULL));
+    assert_memory_equal(t0, t1, sizeof t1); /* the gradient pass reports the same terms */
+    assert_true(t1[DISRNN_TERM_PC] != 0.0);
+    assert_ok(disrnn_model_set_double(m, DISRNN_OPT_N_TOT, 30.0));
+    assert_ok(batch_loss(m, &b, t2, g2));
+    assert_true(t2[DISRNN_TERM_PC] != t1[DISRNN_TERM_PC]);
+    assert_true(t2[DISRNN_TERM_LOSS] == t1[DISRNN_TERM_LOSS]);
+    assert_memory_equal(g1, g2, n * sizeof(double));
+    free(g1);
+    free(g2);
+    batch_free(&b);
+    disrnn_model_free(m);
+}
+
 static void test_num_terms(void **state)
 {
     (void)state;
@@ -1011,6 +1117,9 @@ int main(void)
         cmocka_unit_test(test_single_group_and_kl),
         cmocka_unit_test(test_mask_ignores_values),
         cmocka_unit_test(test_poisson_extremes),
+        cmocka_unit_test(test_poisson_kernels_against_long_double),
+        cmocka_unit_test(test_log_factorial_table_edge),
+        cmocka_unit_test(test_beta_zero_pc_value_only),
         cmocka_unit_test(test_extreme_inputs_never_nan),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_no_allocation_after_first_call),
