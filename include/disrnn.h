@@ -589,6 +589,14 @@ DISRNN_API const char *disrnn_dataset_last_error(const disrnn_dataset_t *ds);
  *  @note Thread safety: not on the same handle. @since 0.1 */
 DISRNN_API int disrnn_dataset_add_trial(disrnn_dataset_t *ds, size_t n_bins, const double *x, size_t ldx,
                                         const double *u, size_t ldu, const uint8_t *mask, size_t ldmask);
+/** @brief Shape and kind of a dataset, as given to disrnn_dataset_create().
+ *  @param[in] ds the dataset.
+ *  @param[out] n_obs N (may be NULL).
+ *  @param[out] n_inputs P (may be NULL).
+ *  @param[out] kind the ::disrnn_data_kind (may be NULL).
+ *  @return ::DISRNN_OK, ::DISRNN_ERR_INVALID_ARG (NULL dataset).
+ *  @note Thread safety: safe with other const calls. @since 0.1 */
+DISRNN_API int disrnn_dataset_dims(const disrnn_dataset_t *ds, size_t *n_obs, size_t *n_inputs, int *kind);
 /** @brief Number of trials.
  *  @param[in] ds the dataset (NULL gives 0).
  *  @return the count.

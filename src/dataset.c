@@ -229,6 +229,15 @@ int disrnn_dataset_add_trial(disrnn_dataset_t *ds, size_t n_bins, const double *
     return DISRNN_OK;
 }
 
+int disrnn_dataset_dims(const disrnn_dataset_t *ds, size_t *n_obs, size_t *n_inputs, int *kind)
+{
+    if (!ds) return DISRNN_ERR_INVALID_ARG;
+    if (n_obs) *n_obs = ds->N;
+    if (n_inputs) *n_inputs = ds->P;
+    if (kind) *kind = ds->kind;
+    return DISRNN_OK;
+}
+
 size_t disrnn_dataset_num_trials(const disrnn_dataset_t *ds) { return ds ? ds->n_trials : 0; }
 
 size_t disrnn_dataset_trial_length(const disrnn_dataset_t *ds, size_t trial)

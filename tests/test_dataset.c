@@ -81,6 +81,37 @@ static void test_create_and_arguments(void **state)
     disrnn_dataset_free(NULL);
 }
 
+static void test_dims(void **state)
+{
+    disrnn_dataset_t *a, *b, *sub;
+    size_t n = 0, p = 0, one = 0;
+    int kind = -1;
+    double x[6] = {0, 1, 2, 3, 4, 5}, u[2] = {0.5, -0.5};
+    (void)state;
+    assert_ok(disrnn_dataset_create(&a, 3, 0, DISRNN_DATA_COUNTS));
+    assert_ok(disrnn_dataset_create(&b, 3, 1, DISRNN_DATA_CONTINUOUS));
+    assert_ok(disrnn_dataset_dims(a, &n, &p, &kind));
+    assert_int_equal(n, 3);
+    assert_int_equal(p, 0);
+    assert_int_equal(kind, DISRNN_DATA_COUNTS);
+    assert_ok(disrnn_dataset_dims(b, &n, &p, &kind));
+    assert_int_equal(n, 3);
+    assert_int_equal(p, 1);
+    assert_int_equal(kind, DISRNN_DATA_CONTINUOUS);
+    /* a subset keeps the shape and kind of its source */
+    assert_ok(disrnn_dataset_add_trial(b, 2, x, 3, u, 1, NULL, 0));
+    assert_ok(disrnn_dataset_subset_trials(b, &one, 1, &sub));
+    assert_ok(disrnn_dataset_dims(sub, &n, &p, &kind));
+    assert_int_equal(n, 3);
+    assert_int_equal(p, 1);
+    assert_int_equal(kind, DISRNN_DATA_CONTINUOUS);
+    assert_ok(disrnn_dataset_dims(a, NULL, NULL, NULL));
+    assert_status(disrnn_dataset_dims(NULL, &n, &p, &kind), DISRNN_ERR_INVALID_ARG);
+    disrnn_dataset_free(sub);
+    disrnn_dataset_free(b);
+    disrnn_dataset_free(a);
+}
+
 static void test_nan_and_mask(void **state)
 {
     disrnn_dataset_t *ds = NULL;
@@ -476,6 +507,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_and_arguments),
+        cmocka_unit_test(test_dims),
         cmocka_unit_test(test_nan_and_mask),
         cmocka_unit_test(test_counts_validation_leaves_dataset_unchanged),
         cmocka_unit_test(test_growth_many_trials),

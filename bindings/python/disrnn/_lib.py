@@ -121,6 +121,7 @@ PROTOTYPES = {
     "disrnn_dataset_free": (None, [H]),
     "disrnn_dataset_last_error": (c_char_p, [H]),
     "disrnn_dataset_add_trial": (c_int, [H, S, PD, S, PD, S, PU8, S]),
+    "disrnn_dataset_dims": (c_int, [H, PZ, PZ, PI]),
     "disrnn_dataset_num_trials": (c_size_t, [H]),
     "disrnn_dataset_trial_length": (c_size_t, [H, S]),
     "disrnn_dataset_num_selected": (c_size_t, [H]),

@@ -293,6 +293,8 @@ extern "C" {
     pub fn disrnn_dataset_last_error(ds: *const disrnn_dataset_t) -> *const c_char;
     /// Append a trial (all its bins become samples).
     pub fn disrnn_dataset_add_trial(ds: *mut disrnn_dataset_t, n_bins: usize, x: *const f64, ldx: usize, u: *const f64, ldu: usize, mask: *const u8, ldmask: usize) -> c_int;
+    /// Shape and kind of a dataset, as given to disrnn_dataset_create().
+    pub fn disrnn_dataset_dims(ds: *const disrnn_dataset_t, n_obs: *mut usize, n_inputs: *mut usize, kind: *mut c_int) -> c_int;
     /// Number of trials.
     pub fn disrnn_dataset_num_trials(ds: *const disrnn_dataset_t) -> usize;
     /// Length T_r of a trial (0 for a bad index).
@@ -449,6 +451,7 @@ pub const FUNCTION_NAMES: &[&str] = &[
     "disrnn_dataset_free",
     "disrnn_dataset_last_error",
     "disrnn_dataset_add_trial",
+    "disrnn_dataset_dims",
     "disrnn_dataset_num_trials",
     "disrnn_dataset_trial_length",
     "disrnn_dataset_num_selected",
