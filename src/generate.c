@@ -58,6 +58,18 @@ typedef struct gen_ctx {
     double *h, *mu, *eta; /* N, K, N */
 } gen_ctx;
 
+/* Shapes of the model, and h and eta laid out after the N activations at act0. */
+static void gen_init(gen_ctx *g, const disrnn_model_t *m, double *act0)
+{
+    g->m = m;
+    g->N = m->spec.N;
+    g->K = m->spec.K;
+    g->L = m->spec.L;
+    g->P = m->spec.P;
+    g->h = act0 + g->N;
+    g->eta = g->h + g->N;
+}
+
 /* The encoder input from activated history columns: act(l) is sigma(x_{t-l} / kappa) for
  * l = 1..L, or NULL for a zero column. */
 static void encoder_input(gen_ctx *g, const double *const *act)
@@ -140,13 +152,7 @@ int disrnn_model_generate(const disrnn_model_t *model, size_t n_init, const doub
     }
     ring = work;
     act0 = ring + N * L;
-    g.m = model;
-    g.N = N;
-    g.K = K;
-    g.L = L;
-    g.P = P;
-    g.h = act0 + N;
-    g.eta = g.h + N;
+    gen_init(&g, model, act0);
     g.mu = g.eta + N;
     s = g.mu + K;
     eps = s + K;
@@ -248,13 +254,7 @@ int disrnn_model_kstep_r2(const disrnn_model_t *model, const disrnn_dataset_t *d
         goto done;
     }
     act0 = buf;
-    g.m = model;
-    g.N = N;
-    g.K = K;
-    g.L = L;
-    g.P = P;
-    g.h = act0 + N;
-    g.eta = g.h + N;
+    gen_init(&g, model, act0);
     pred = g.eta + N;
     g.mu = pred + N;
     for (size_t j = 0; j < smp.S; j++) {
