@@ -25,8 +25,6 @@ double *disrnn__an_samples_mu(const disrnn_model_t *m, const disrnn__samples *s,
                               int *nomem);
 /** log of the Poisson rate link(eta) for the two Poisson models, finite for every finite eta. */
 double disrnn__an_log_rate(int obs, double eta);
-/** 1 for the Poisson observation models. */
-int disrnn__an_is_poisson(int obs);
 
 /* mixture_pc.c */
 

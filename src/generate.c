@@ -190,7 +190,7 @@ int disrnn_model_generate(const disrnn_model_t *model, size_t n_init, const doub
             goto done;
         }
         if (flags & DISRNN_GEN_OBS_NOISE) {
-            if (disrnn__an_is_poisson(model->spec.obs)) {
+            if (disrnn__obs_is_poisson(model->spec.obs)) {
                 for (size_t n = 0; n < N; n++) xt[n] = disrnn__an_poisson(&rng, xt[n]);
             } else {
                 const double *rho = model->blk[DISRNN_BLOCK_RHO];

@@ -13,8 +13,6 @@
 
 int disrnn_num_metrics(void) { return DISRNN_METRIC_MSE + 1; }
 
-int disrnn__an_is_poisson(int obs) { return obs == DISRNN_OBS_POISSON_SOFTPLUS || obs == DISRNN_OBS_POISSON_EXP; }
-
 int disrnn__an_has_d(const disrnn_model_t *m)
 {
     return m->spec.P > 0 && m->blk[DISRNN_BLOCK_D] && m->rows[DISRNN_BLOCK_D] == m->spec.K &&
@@ -152,7 +150,7 @@ int disrnn_model_predict(const disrnn_model_t *model, const disrnn_dataset_t *ds
 /* Conditional log-likelihood of one observed entry at predictor eta. */
 static double entry_loglik(int obs, double x, double eta, double rho)
 {
-    if (!disrnn__an_is_poisson(obs)) {
+    if (!disrnn__obs_is_poisson(obs)) {
         const double mean = disrnn__obs_mean(obs, eta), r = x - mean;
         return -HALF_LOG_2PI - rho - 0.5 * r * r * exp(-2.0 * rho);
     }
@@ -213,7 +211,7 @@ int disrnn_model_evaluate(const disrnn_model_t *model, const disrnn_dataset_t *d
         /* Per channel: count, mean of x (first pass), then SST, SSE (second pass). Two passes
          * keep SST accurate when the mean is large against the spread. */
         double *cnt = chan, *mean = chan + N, *sst = chan + 2 * N, *sse = chan + 3 * N, *xsum = chan + 4 * N;
-        const double *rho = disrnn__an_is_poisson(obs) ? NULL : model->blk[DISRNN_BLOCK_RHO];
+        const double *rho = disrnn__obs_is_poisson(obs) ? NULL : model->blk[DISRNN_BLOCK_RHO];
         double ll = 0.0, ll_model = 0.0, ll_null = 0.0, spikes = 0.0, r2sum = 0.0, sse_all = 0.0;
         size_t r2n = 0;
         for (size_t j = 0; j < S; j++)

@@ -17,7 +17,7 @@
 
 static const char *const block_names[DISRNN__NUM_BLOCKS] = {"A", "B", "c", "d", "rho", "E", "D", "log s"};
 
-static int obs_is_gaussian(int obs) { return obs == DISRNN_OBS_GAUSSIAN || obs == DISRNN_OBS_GAUSSIAN_RELU; }
+int disrnn__obs_is_poisson(int obs) { return obs == DISRNN_OBS_POISSON_SOFTPLUS || obs == DISRNN_OBS_POISSON_EXP; }
 
 /* Shapes and learned flags of every block; sizes stay far from overflow because the spec passed
  * disrnn__spec_check (every product at most 2^28). */
@@ -35,7 +35,7 @@ static void plan(disrnn_model_t *m, size_t *n_params, size_t *n_fixed)
     m->rows[DISRNN_BLOCK_BIAS_D] = s->K; m->cols[DISRNN_BLOCK_BIAS_D] = 1;
     m->learned[DISRNN_BLOCK_A] = m->learned[DISRNN_BLOCK_B] = 1;
     m->learned[DISRNN_BLOCK_BIAS_C] = m->learned[DISRNN_BLOCK_BIAS_D] = 1;
-    if (obs_is_gaussian(s->obs)) {
+    if (!disrnn__obs_is_poisson(s->obs)) {
         m->rows[DISRNN_BLOCK_RHO] = s->N; m->cols[DISRNN_BLOCK_RHO] = 1;
         m->learned[DISRNN_BLOCK_RHO] = 1;
     }

@@ -65,6 +65,8 @@ double disrnn__model_s(const disrnn_model_t *m, size_t k);
 double disrnn__model_n_tot(const disrnn_model_t *m);
 /** Refresh the log s block for Scott's rule after N_tot changed. */
 void disrnn__model_update_scott(disrnn_model_t *m);
+/** 1 for the Poisson observation models (softplus or exp link), 0 for the Gaussian ones. */
+int disrnn__obs_is_poisson(int obs);
 /** Decoder mean function (identity, relu, softplus or exp) of eta. */
 double disrnn__obs_mean(int obs, double eta);
 /** Encoder nonlinearity. */

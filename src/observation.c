@@ -180,7 +180,7 @@ double disrnn__obs_nll(int obs, size_t N, size_t M, const double *x, size_t ldx,
                        double *drho)
 {
     double total = 0.0;
-    if (obs == DISRNN_OBS_POISSON_SOFTPLUS || obs == DISRNN_OBS_POISSON_EXP) {
+    if (disrnn__obs_is_poisson(obs)) {
         /* column by column: every array is walked contiguously */
         for (size_t j = 0; j < M; j++) {
             const uint8_t *mj = mask ? mask + j * ldmask : NULL;
@@ -221,7 +221,7 @@ double disrnn__obs_nll(int obs, size_t N, size_t M, const double *x, size_t ldx,
 int disrnn__obs_check(int obs, size_t N, size_t M, const double *x, size_t ldx, const uint8_t *mask,
                       size_t ldmask, size_t *bad_row, size_t *bad_col)
 {
-    const int poisson = obs == DISRNN_OBS_POISSON_SOFTPLUS || obs == DISRNN_OBS_POISSON_EXP;
+    const int poisson = disrnn__obs_is_poisson(obs);
     for (size_t j = 0; j < M; j++)
         for (size_t n = 0; n < N; n++) {
             const double v = x[n + j * ldx];

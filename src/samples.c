@@ -20,7 +20,6 @@ void disrnn__samples_free(const disrnn__allocator *al, disrnn__samples *s)
     memset(s, 0, sizeof *s);
 }
 
-static int obs_is_poisson(int obs) { return obs == DISRNN_OBS_POISSON_SOFTPLUS || obs == DISRNN_OBS_POISSON_EXP; }
 
 int disrnn__samples_build(const disrnn_dataset_t *ds, const disrnn_model_t *m, const disrnn__allocator *al,
                           disrnn__samples *out, const disrnn__base *err)
@@ -41,7 +40,7 @@ int disrnn__samples_build(const disrnn_dataset_t *ds, const disrnn_model_t *m, c
         return disrnn__fail(err, DISRNN_ERR_INVALID_ARG, "The dataset has N = %zu channels but the model expects %zu.", ds->N, N);
     if (ds->P != P)
         return disrnn__fail(err, DISRNN_ERR_INVALID_ARG, "The dataset has P = %zu inputs but the model expects %zu.", ds->P, P);
-    if (obs_is_poisson(sp->obs) && ds->kind != DISRNN_DATA_COUNTS)
+    if (disrnn__obs_is_poisson(sp->obs) && ds->kind != DISRNN_DATA_COUNTS)
         return disrnn__fail(err, DISRNN_ERR_DATA,
                             "A Poisson observation model needs a dataset of counts (DISRNN_DATA_COUNTS).");
     S = disrnn_dataset_num_samples(ds, m);
