@@ -81,10 +81,16 @@ double disrnn__log_softplus(double eta);
 
 /* objective.c */
 /** Loss terms and gradient without argument checks beyond shapes (the trainer's fast path). Data
- *  must already be validated. terms has DISRNN__NUM_TERMS entries; grad n_params or NULL. */
+ *  must already be validated. terms has DISRNN__NUM_TERMS entries; grad n_params or NULL.
+ *  cols NULL: column j of x and h at x + j ldx and h + j ldh. cols non-NULL (only when
+ *  disrnn__loss_takes_cols(m) and mask is NULL): column j at x + cols[j] ldx and h + cols[j] ldh,
+ *  read in place in cache-sized blocks instead of being gathered first; same bits either way. */
 int disrnn__loss(disrnn_model_t *m, size_t M, const double *x, size_t ldx, const double *h, size_t ldh,
-                 const double *u, size_t ldu, const uint8_t *mask, size_t ldmask, const double *eps,
+                 const size_t *cols, const double *u, size_t ldu, const uint8_t *mask, size_t ldmask, const double *eps,
                  size_t ldeps, double *terms, double *grad);
+/** Whether disrnn__loss() accepts indexed columns for this model (Gaussian identity link, no
+ *  known inputs); the batch must also have no mask. */
+int disrnn__loss_takes_cols(const disrnn_model_t *m);
 /** Free the objective workspace. */
 void disrnn__objws_free(const disrnn__allocator *al, struct disrnn__objws *ws);
 

@@ -15,12 +15,18 @@
 #include <string.h>
 
 /* Buffers of one loss evaluation, sized for up to M samples, carved from one allocation so that
- * evaluations at or below that M allocate nothing. */
+ * evaluations at or below that M allocate nothing. The encoder and the common Gaussian path work
+ * on groups of R samples (blk_cols()), so their N x M intermediates shrink to N x R buffers that
+ * are reused for every group and stay in cache; the other observation models keep a whole
+ * N x M eta. */
 struct disrnn__objws {
-    size_t M, N, K, P, G;
+    size_t M, N, K, P, G, R;
+    size_t eta_cap;                        /* doubles in eta: N x R, or N x M when full */
     double *buf;
-    double *mu, *z, *eps, *eta, *dz, *dmu; /* K x M (eta: N x M, holds dETA after the NLL) */
+    double *mu, *z, *eps, *dz, *dmu;       /* K x M */
     double *pc_dz, *pc_dmu, *pc_dlog_s;    /* PC gradient pieces (K x M, K x M, K) */
+    double *eta;                           /* N x M or N x R: eta, then dETA after the NLL */
+    double *hb;                            /* N x R: a group of gathered encoder inputs */
     double *s, *log_s;                     /* K */
     double *J;                             /* K x K: B A, then dBD/dJ */
     double *inv_var, *qsum, *dc_tmp;       /* N: exp(-2 rho), sum_j q_nj, dc without a gradient */
@@ -36,31 +42,50 @@ void disrnn__objws_free(const disrnn__allocator *al, struct disrnn__objws *ws)
     disrnn__free(al, ws);
 }
 
-/* Total doubles for the buffers above (0 on overflow). */
-static size_t ws_size(size_t N, size_t K, size_t M, size_t G)
+/* Samples per group: one group's products (N x R x K multiply-adds) are single deterministic
+ * GEMM pieces when N K allows, and its N x R buffers stay in the L2 cache. Whole samples (columns
+ * of N contiguous values) are the unit, so a scattered minibatch is read as long sequential runs
+ * the hardware prefetcher follows. A multiple of 4 when R >= 8. */
+static size_t blk_cols(size_t N, size_t K, size_t M)
 {
-    size_t km, nm, kk, pcw, n = 0;
-    if (disrnn__mul_size(K, M, &km) || disrnn__mul_size(N, M, &nm) || disrnn__mul_size(K, K, &kk)) return 0;
+    size_t nb = (size_t)(DISRNN__GEMM_PIECE / ((double)(N ? N : 1) * (double)(K ? K : 1)));
+    nb = nb >= 8 ? nb / 4 * 4 : (nb ? nb : 1);
+    return nb < M ? nb : (M ? M : 1);
+}
+
+/* Total doubles for the buffers above (0 on overflow). */
+static size_t ws_size(size_t N, size_t K, size_t M, size_t G, size_t R, size_t eta_n)
+{
+    size_t km, rm, kk, pcw, n = 0;
+    if (disrnn__mul_size(K, M, &km) || disrnn__mul_size(N, R, &rm) || disrnn__mul_size(K, K, &kk)) return 0;
     pcw = G > 1 ? disrnn__pc_work_size(K, M, G) : 0;
     if (G > 1 && pcw == 0) return 0;
-    if (disrnn__mul_size(km, 7, &n) || disrnn__add_size(n, nm, &n) || disrnn__add_size(n, 3 * K, &n) ||
-        disrnn__add_size(n, kk, &n) || disrnn__add_size(n, pcw, &n) || N > SIZE_MAX / 4 ||
-        disrnn__add_size(n, 3 * N, &n))
+    if (disrnn__mul_size(km, 7, &n) || disrnn__add_size(n, eta_n, &n) || disrnn__add_size(n, rm, &n) ||
+        disrnn__add_size(n, 3 * K, &n) || disrnn__add_size(n, kk, &n) || disrnn__add_size(n, pcw, &n) ||
+        N > SIZE_MAX / 4 || disrnn__add_size(n, 3 * N, &n))
         return 0;
     return n;
 }
 
-/* Make m->ws fit M samples. The old workspace is released only after the new one exists, so a
- * failure leaves the model as it was. */
-static int ws_ensure(disrnn_model_t *m, size_t M)
+/* Make m->ws fit M samples, with a whole N x M eta when full. The old workspace is released only
+ * after the new one exists, so a failure leaves the model as it was. */
+static int ws_ensure(disrnn_model_t *m, size_t M, int full)
 {
     const disrnn__spec *sp = &m->spec;
     struct disrnn__objws *ws = m->ws, *nw;
-    size_t total, km;
+    const size_t R = blk_cols(sp->N, sp->K, M);
+    size_t total, km, eta_n;
     double *p;
-    if (ws && ws->M >= M && ws->N == sp->N && ws->K == sp->K && ws->P == sp->P && ws->G == sp->G)
+    if (disrnn__mul_size(sp->N, full ? M : R, &eta_n))
+        return disrnn__fail(&m->base, DISRNN_ERR_NOMEM, "The loss workspace for %zu samples is too large.", M);
+    if (ws && ws->M >= M && ws->N == sp->N && ws->K == sp->K && ws->P == sp->P && ws->G == sp->G &&
+        ws->R >= R && ws->eta_cap >= eta_n)
         return DISRNN_OK;
-    total = ws_size(sp->N, sp->K, M, sp->G);
+    /* a workspace that had a whole eta keeps one, so alternating paths do not reallocate */
+    if (!full && ws && ws->N == sp->N && ws->eta_cap >= ws->N * ws->M &&
+        disrnn__mul_size(sp->N, M, &eta_n))
+        return disrnn__fail(&m->base, DISRNN_ERR_NOMEM, "The loss workspace for %zu samples is too large.", M);
+    total = ws_size(sp->N, sp->K, M, sp->G, R, eta_n);
     if (total == 0)
         return disrnn__fail(&m->base, DISRNN_ERR_NOMEM, "The loss workspace for %zu samples is too large.", M);
     nw = (struct disrnn__objws *)disrnn__calloc(&m->base.al, 1, sizeof *nw);
@@ -76,6 +101,8 @@ static int ws_ensure(disrnn_model_t *m, size_t M)
     nw->K = sp->K;
     nw->P = sp->P;
     nw->G = sp->G;
+    nw->R = R;
+    nw->eta_cap = eta_n;
     km = sp->K * M;
     p = nw->buf;
     nw->mu = p; p += km;
@@ -85,7 +112,8 @@ static int ws_ensure(disrnn_model_t *m, size_t M)
     nw->dmu = p; p += km;
     nw->pc_dz = p; p += km;
     nw->pc_dmu = p; p += km;
-    nw->eta = p; p += sp->N * M;
+    nw->eta = p; p += eta_n;
+    nw->hb = p; p += sp->N * R;
     nw->pc_dlog_s = p; p += sp->K;
     nw->s = p; p += sp->K;
     nw->log_s = p; p += sp->K;
@@ -98,7 +126,6 @@ static int ws_ensure(disrnn_model_t *m, size_t M)
     m->ws = nw;
     return DISRNN_OK;
 }
-
 
 /* Add v[r] to every column of the rows x M matrix a (ld rows). */
 static void add_col(double *a, size_t rows, size_t M, const double *v)
@@ -115,37 +142,56 @@ static void row_sums(const double *a, size_t rows, size_t M, double *out)
         for (size_t r = 0; r < rows; r++) out[r] += a[r + j * rows];
 }
 
-/* The Gaussian likelihood with identity link and no mask, the common case, on rows [n0, n0 + nb)
- * of the batch in one contiguous pass (disrnn__obs_nll walks the batch row by row, which strides
- * through memory at large N). eta (ld lde) holds A z on entry (the bias c is added here) and
- * scale * dNLL/deta on exit; qsum[n] receives sum_j (x - eta)^2 / sigma_n^2 and dc[n] the sum of
- * dNLL/deta over the batch (the bias gradient); both are overwritten (pointers at row n0).
- * Returns sum qsum. The loop over channels is contiguous and vectorised, with the widest vectors
+/* A scattered minibatch is read sample by sample; the next sample's run of values is requested
+ * while the current one is used, one cache line per line consumed, so the loads find their data
+ * in cache without the hardware prefetcher first having to detect each new stream. */
+#define PF_RUN 64
+#if defined(__GNUC__)
+static inline void prefetch_run(const double *p, size_t n)
+{
+    for (size_t i = 0; i < n; i += 8) __builtin_prefetch(p + i, 0, 3);
+}
+#else
+static inline void prefetch_run(const double *p, size_t n)
+{
+    (void)p;
+    (void)n;
+}
+#endif
+
+/* The Gaussian likelihood with identity link and no mask, the common case, on M samples of nb
+ * channels in one contiguous pass (disrnn__obs_nll walks the batch row by row, which strides
+ * through memory at large N). Column j of x is at x + cols[j] ldx (x + j ldx when cols is NULL), so
+ * a minibatch is read where it lies in the sample store. eta (ld lde) holds A z on entry (the bias
+ * c is added here) and scale * dNLL/deta on exit; sum_j (x - eta)^2 / sigma_n^2 is added to
+ * qsum[n] and the sum of dNLL/deta over the samples to dc[n] (the bias gradient), so a batch can be
+ * taken in groups of samples. The loop over channels is contiguous and vectorised, with the widest vectors
  * the CPU has. */
 /* No clones under ThreadSanitizer: their ifunc resolver runs before the sanitizer's runtime. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
 __attribute__((target_clones("avx512f", "avx2", "default"), optimize("vect-cost-model=dynamic")))
 #endif
-static double gauss_block(size_t nb, size_t M, const double *restrict x, size_t ldx, double *restrict eta,
-                          size_t lde, const double *restrict c, const double *restrict inv_var, double scale,
-                          double *restrict qsum, double *restrict dc)
+static void gauss_block(size_t nb, size_t M, const double *restrict x, size_t ldx, const size_t *cols,
+                          double *restrict eta, size_t lde, const double *restrict c, const double *restrict inv_var,
+                          double scale, double *restrict qsum, double *restrict dc)
 {
-    double tot = 0.0;
-    for (size_t n = 0; n < nb; n++) qsum[n] = dc[n] = 0.0;
     for (size_t j = 0; j < M; j++) {
-        const double *xj = x + j * ldx;
+        const double *xj = x + (cols ? cols[j] : j) * ldx;
+        const double *xn = j + 1 < M ? x + (cols ? cols[j + 1] : j + 1) * ldx : xj;
         double *ej = eta + j * lde;
-        for (size_t n = 0; n < nb; n++) {
-            const double r = xj[n] - (ej[n] + c[n]);
-            const double w = r * inv_var[n];
-            const double d = -scale * w;
-            qsum[n] += r * w;
-            ej[n] = d;
-            dc[n] += d;
+        for (size_t n0 = 0; n0 < nb; n0 += PF_RUN) {
+            const size_t n1 = nb - n0 < PF_RUN ? nb : n0 + PF_RUN;
+            prefetch_run(xn + n0, n1 - n0);
+            for (size_t n = n0; n < n1; n++) {
+                const double r = xj[n] - (ej[n] + c[n]);
+                const double w = r * inv_var[n];
+                const double d = -scale * w;
+                qsum[n] += r * w;
+                ej[n] = d;
+                dc[n] += d;
+            }
         }
     }
-    for (size_t n = 0; n < nb; n++) tot += qsum[n];
-    return tot;
 }
 
 /* 1 when latents a and b are in different groups (an off-block entry of J). */
@@ -186,8 +232,41 @@ static int all_finite_vec(const double *v, size_t n)
     return 1;
 }
 
+/* Whether the loss can read a minibatch through column indices (disrnn__loss with cols): the
+ * Gaussian identity-link path without a mask, known inputs or a neuron-space input matrix. */
+static int fast_gauss_model(const disrnn_model_t *m)
+{
+    const disrnn__spec *sp = &m->spec;
+    /* c is always learned (the bias block has no fixed mode), so its gradient slot exists */
+    return sp->obs == DISRNN_OBS_GAUSSIAN && m->learned[DISRNN_BLOCK_BIAS_C] && m->blk[DISRNN_BLOCK_E] == NULL;
+}
+
+int disrnn__loss_takes_cols(const disrnn_model_t *m) { return fast_gauss_model(m) && m->spec.P == 0; }
+
+/* Samples [j0, j0 + nc) of h (N values each; sample j at h + col(j) ldh) as an N x nc matrix:
+ * the columns themselves when they are consecutive, else copies in buf (ld N). */
+static const double *h_cols(const double *h, size_t ldh, const size_t *cols, size_t N, size_t j0, size_t nc,
+                            double *buf, size_t *ld)
+{
+    if (!cols) {
+        *ld = ldh;
+        return h + j0 * ldh;
+    }
+    for (size_t j = 0; j < nc; j++) {
+        const double *src = h + cols[j0 + j] * ldh;
+        const double *next = j + 1 < nc ? h + cols[j0 + j + 1] * ldh : src;
+        for (size_t n0 = 0; n0 < N; n0 += PF_RUN) {
+            const size_t len = N - n0 < PF_RUN ? N - n0 : PF_RUN;
+            prefetch_run(next + n0, len);
+            memcpy(buf + j * N + n0, src + n0, len * sizeof(double));
+        }
+    }
+    *ld = N;
+    return buf;
+}
+
 int disrnn__loss(disrnn_model_t *m, size_t M, const double *x, size_t ldx, const double *h, size_t ldh,
-                 const double *u, size_t ldu, const uint8_t *mask, size_t ldmask, const double *eps,
+                 const size_t *cols, const double *u, size_t ldu, const uint8_t *mask, size_t ldmask, const double *eps,
                  size_t ldeps, double *terms, double *grad)
 {
     const disrnn__spec *sp = &m->spec;
@@ -199,10 +278,9 @@ int disrnn__loss(disrnn_model_t *m, size_t M, const double *x, size_t ldx, const
     const int pc_on = G > 1 && M >= 2 && n_tot > 0.0;
     const int pc_grad = grad != NULL && pc_on && beta > 0.0;
     const disrnn__rng saved_rng = m->rng;
-    /* c is always learned (the bias block has no fixed mode), so its gradient slot exists */
-    const int fast_gauss = sp->obs == DISRNN_OBS_GAUSSIAN && mask == NULL && m->learned[DISRNN_BLOCK_BIAS_C] &&
-                           m->blk[DISRNN_BLOCK_E] == NULL;
+    const int fast_gauss = mask == NULL && fast_gauss_model(m);
     struct disrnn__objws *ws;
+    size_t R;
     double nll, kl = 0.0, pc = 0.0, bd = 0.0, t[DISRNN__NUM_TERMS];
     int st;
 
@@ -217,8 +295,12 @@ int disrnn__loss(disrnn_model_t *m, size_t M, const double *x, size_t ldx, const
     if (beta > 0.0 && G > 1 && M < 2)
         return disrnn__fail(&m->base, DISRNN_ERR_INVALID_ARG,
                             "The PC estimator needs M >= 2 samples when beta > 0 and G > 1 (got M = %zu).", M);
-    if ((st = ws_ensure(m, M)) != DISRNN_OK) return st;
+    if (cols && (!fast_gauss || P > 0))
+        return disrnn__fail(&m->base, DISRNN_ERR_INVALID_ARG,
+                            "Indexed columns need the Gaussian model without mask or known inputs.");
+    if ((st = ws_ensure(m, M, !fast_gauss)) != DISRNN_OK) return st;
     ws = m->ws;
+    R = blk_cols(N, K, M);
 
     for (size_t k = 0; k < K; k++) {
         ws->log_s[k] = m->blk[DISRNN_BLOCK_LOG_S][k];
@@ -230,8 +312,14 @@ int disrnn__loss(disrnn_model_t *m, size_t M, const double *x, size_t ldx, const
         ldeps = K;
     }
 
-    /* encoder: MU = B H + d (+ D U); Z = MU + s .* EPS */
-    disrnn__gemm(0, 0, K, M, N, 1.0, m->blk[DISRNN_BLOCK_B], K, h, ldh, 0.0, ws->mu, K);
+    /* encoder: MU = B H + d (+ D U) in groups of R samples (a gathered group stays in cache; the
+     * same groups with or without cols, so the same bits); Z = MU + s .* EPS */
+    for (size_t j0 = 0; j0 < M; j0 += R) {
+        const size_t nc = M - j0 < R ? M - j0 : R;
+        size_t ldb;
+        const double *hp = h_cols(h, ldh, cols, N, j0, nc, ws->hb, &ldb);
+        disrnn__gemm(0, 0, K, nc, N, 1.0, m->blk[DISRNN_BLOCK_B], K, hp, ldb, 0.0, ws->mu + j0 * K, K);
+    }
     add_col(ws->mu, K, M, m->blk[DISRNN_BLOCK_BIAS_D]);
     if (has_d) disrnn__gemm(0, 0, K, M, P, 1.0, m->blk[DISRNN_BLOCK_D], K, u, ldu, 1.0, ws->mu, K);
     for (size_t j = 0; j < M; j++)
@@ -246,23 +334,25 @@ int disrnn__loss(disrnn_model_t *m, size_t M, const double *x, size_t ldx, const
         const double *rho = m->blk[DISRNN_BLOCK_RHO], *A = m->blk[DISRNN_BLOCK_A];
         const double *c = m->blk[DISRNN_BLOCK_BIAS_C];
         double *dc = grad ? grad + m->off[DISRNN_BLOCK_BIAS_C] : ws->dc_tmp;
-        size_t nb = (size_t)(DISRNN__GEMM_PIECE / ((double)M * (double)K));
         double rho_sum = 0.0, qtot = 0.0;
-        nb = nb >= 16 ? nb / 8 * 8 : (nb ? nb : 1);
         for (size_t n = 0; n < N; n++) {
             ws->inv_var[n] = exp(-2.0 * rho[n]);
             rho_sum += rho[n];
         }
-        for (size_t n0 = 0; n0 < N; n0 += nb) {
-            const size_t rows = N - n0 < nb ? N - n0 : nb;
-            disrnn__gemm(0, 0, rows, M, K, 1.0, A + n0, N, ws->z, K, 0.0, ws->eta + n0, N);
-            qtot += gauss_block(rows, M, x + n0, ldx, ws->eta + n0, N, c + n0, ws->inv_var + n0, inv_m,
-                                ws->qsum + n0, dc + n0);
+        for (size_t n = 0; n < N; n++) ws->qsum[n] = dc[n] = 0.0;
+        for (size_t j0 = 0; j0 < M; j0 += R) {
+            const size_t nc = M - j0 < R ? M - j0 : R;
+            double *eb = ws->eta; /* N x nc, reused for every group */
+            const double *zg = ws->z + j0 * K;
+            disrnn__gemm(0, 0, N, nc, K, 1.0, A, N, zg, K, 0.0, eb, N);
+            gauss_block(N, nc, cols ? x : x + j0 * ldx, ldx, cols ? cols + j0 : NULL, eb, N, c, ws->inv_var, inv_m,
+                        ws->qsum, dc);
             if (grad) {
-                disrnn__gemm(0, 1, rows, K, M, 1.0, ws->eta + n0, N, ws->z, K, 0.0, grad + m->off[DISRNN_BLOCK_A] + n0, N);
-                disrnn__gemm(1, 0, K, M, rows, 1.0, A + n0, N, ws->eta + n0, N, n0 ? 1.0 : 0.0, ws->dz, K);
+                disrnn__gemm(0, 1, N, K, nc, 1.0, eb, N, zg, K, j0 ? 1.0 : 0.0, grad + m->off[DISRNN_BLOCK_A], N);
+                disrnn__gemm(1, 0, K, nc, N, 1.0, A, N, eb, N, 0.0, ws->dz + j0 * K, K);
             }
         }
+        for (size_t n = 0; n < N; n++) qtot += ws->qsum[n];
         nll = (double)N * 0.91893853320467274178 + rho_sum + 0.5 * qtot * inv_m;
         if (grad && m->learned[DISRNN_BLOCK_RHO]) {
             double *gr = grad + m->off[DISRNN_BLOCK_RHO];
@@ -301,7 +391,14 @@ int disrnn__loss(disrnn_model_t *m, size_t M, const double *x, size_t ldx, const
         for (size_t i = 0; i < K * M; i++) ws->dmu[i] = ws->dz[i] + inv_m * ws->mu[i];
         if (pc_grad)
             for (size_t i = 0; i < K * M; i++) ws->dmu[i] += beta * ws->pc_dmu[i];
-        disrnn__gemm(0, 1, K, N, M, 1.0, ws->dmu, K, h, ldh, 0.0, grad + m->off[DISRNN_BLOCK_B], K);
+        for (size_t j0 = 0; j0 < M; j0 += R) {
+            const size_t nc = M - j0 < R ? M - j0 : R;
+            size_t ldb = N;
+            /* a single group gathered for MU is still in hb */
+            const double *hp = cols && R >= M ? ws->hb : h_cols(h, ldh, cols, N, j0, nc, ws->hb, &ldb);
+            disrnn__gemm(0, 1, K, N, nc, 1.0, ws->dmu + j0 * K, K, hp, ldb, j0 ? 1.0 : 0.0,
+                         grad + m->off[DISRNN_BLOCK_B], K);
+        }
         row_sums(ws->dmu, K, M, grad + m->off[DISRNN_BLOCK_BIAS_D]);
         if (has_d && m->learned[DISRNN_BLOCK_D])
             disrnn__gemm(0, 1, K, P, M, 1.0, ws->dmu, K, u, ldu, 0.0, grad + m->off[DISRNN_BLOCK_D], K);
@@ -414,5 +511,5 @@ int disrnn_model_loss(disrnn_model_t *model, size_t n_samples, const double *x, 
         return disrnn__fail(b, DISRNN_ERR_NONFINITE, "The known input u of sample %zu is not finite.", col);
     if (eps && (col = first_nonfinite_col(eps, K, M, ldeps)) < M)
         return disrnn__fail(b, DISRNN_ERR_NONFINITE, "The noise eps of sample %zu is not finite.", col);
-    return disrnn__loss(model, M, x, ldx, h, ldh, u, ldu, mask, ldmask, eps, ldeps, terms, grad);
+    return disrnn__loss(model, M, x, ldx, h, ldh, NULL, u, ldu, mask, ldmask, eps, ldeps, terms, grad);
 }

@@ -406,20 +406,25 @@ static size_t next_batch(const disrnn_trainer_t *tr)
                          pc_active(tr->model));
 }
 
-/* A batch: the columns its loss reads (leading dimensions N, P and N). */
+/* A batch: the columns its loss reads (leading dimensions N, P and N); with cols, column j of x
+ * and h is column cols[j] of the sample store. */
 typedef struct batch_view {
     const double *x, *h, *u;
     const uint8_t *mask;
+    const size_t *cols;
 } batch_view;
 
 /* The columns of the given samples; idx NULL means consecutive samples from first. Consecutive
- * samples (evaluation, or training without shuffling) are read where they are; others are
- * copied into the batch workspace (the mask only when the samples have one). */
+ * samples (evaluation, or training without shuffling) are read where they are; others are read
+ * through their indices when the loss can (the common Gaussian case, which reads them block by
+ * block while they stay in cache), and otherwise copied into the batch workspace (the mask only
+ * when the samples have one). */
 static batch_view gather(disrnn_trainer_t *tr, const disrnn__samples *s, const size_t *idx, size_t first, size_t M)
 {
     const size_t N = s->N, P = s->P;
     batch_view b;
     int consecutive = 1;
+    b.cols = NULL;
     if (idx) {
         first = idx[0];
         for (size_t j = 1; j < M && consecutive; j++) consecutive = idx[j] == first + j;
@@ -429,6 +434,14 @@ static batch_view gather(disrnn_trainer_t *tr, const disrnn__samples *s, const s
         b.h = s->h + first * N;
         b.u = P ? s->u + first * P : NULL;
         b.mask = s->mask ? s->mask + first * N : NULL;
+        return b;
+    }
+    if (!s->mask && disrnn__loss_takes_cols(tr->model)) {
+        b.x = s->x;
+        b.h = s->h;
+        b.u = NULL;
+        b.mask = NULL;
+        b.cols = idx;
         return b;
     }
     for (size_t j = 0; j < M; j++) {
@@ -458,7 +471,7 @@ static int batch_loss(disrnn_trainer_t *tr, disrnn__rng *r, size_t M, const batc
         return disrnn__fail(&tr->base, DISRNN_ERR_INVALID_ARG,
                             "A batch of one sample cannot estimate the PC penalty (beta > 0, G > 1); use a batch size of at least 2.");
     disrnn__rng_normal(r, tr->beps, sp->K * M);
-    rc = disrnn__loss(tr->model, M, b->x, sp->N, b->h, sp->N, b->u, sp->P ? sp->P : 1, b->mask, sp->N, tr->beps, sp->K,
+    rc = disrnn__loss(tr->model, M, b->x, sp->N, b->h, sp->N, b->cols, b->u, sp->P ? sp->P : 1, b->mask, sp->N, tr->beps, sp->K,
                       terms, grad);
     if (rc != DISRNN_OK && rc != DISRNN_ERR_NONFINITE)
         return disrnn__fail(&tr->base, rc, "The objective failed on a batch of %zu samples (%s): %s", M,
