@@ -31,6 +31,7 @@ struct disrnn__objws {
     double *J;                             /* K x K: B A, then dBD/dJ */
     double *inv_var, *qsum, *dc_tmp;       /* N: exp(-2 rho), sum_j q_nj, dc without a gradient */
     double *pc_work;                       /* disrnn__pc_work_size(K, M, G) */
+    double *lin_work;                      /* disrnn__lin_work_size(N, K, M), or NULL */
 };
 
 int disrnn_num_terms(void) { return DISRNN__NUM_TERMS; }
@@ -56,10 +57,12 @@ static size_t blk_cols(size_t N, size_t K, size_t M)
 /* Total doubles for the buffers above (0 on overflow). */
 static size_t ws_size(size_t N, size_t K, size_t M, size_t G, size_t R, size_t eta_n)
 {
-    size_t km, rm, kk, pcw, n = 0;
+    size_t km, rm, kk, pcw, lw, n = 0;
     if (disrnn__mul_size(K, M, &km) || disrnn__mul_size(N, R, &rm) || disrnn__mul_size(K, K, &kk)) return 0;
     pcw = G > 1 ? disrnn__pc_work_size(K, M, G) : 0;
     if (G > 1 && pcw == 0) return 0;
+    lw = disrnn__lin_supports(K) ? disrnn__lin_work_size(N, K, M) : 0;
+    if (disrnn__lin_supports(K) && (lw == 0 || disrnn__add_size(pcw, lw, &pcw))) return 0;
     if (disrnn__mul_size(km, 7, &n) || disrnn__add_size(n, eta_n, &n) || disrnn__add_size(n, rm, &n) ||
         disrnn__add_size(n, 3 * K, &n) || disrnn__add_size(n, kk, &n) || disrnn__add_size(n, pcw, &n) ||
         N > SIZE_MAX / 4 || disrnn__add_size(n, 3 * N, &n))
@@ -122,6 +125,8 @@ static int ws_ensure(disrnn_model_t *m, size_t M, int full)
     nw->qsum = p; p += sp->N;
     nw->dc_tmp = p; p += sp->N;
     nw->pc_work = p;
+    p += sp->G > 1 ? disrnn__pc_work_size(sp->K, M, sp->G) : 0;
+    nw->lin_work = disrnn__lin_supports(sp->K) ? p : NULL;
     disrnn__objws_free(&m->base.al, ws);
     m->ws = nw;
     return DISRNN_OK;
@@ -279,6 +284,7 @@ int disrnn__loss(disrnn_model_t *m, size_t M, const double *x, size_t ldx, const
     const int pc_grad = grad != NULL && pc_on && beta > 0.0;
     const disrnn__rng saved_rng = m->rng;
     const int fast_gauss = mask == NULL && fast_gauss_model(m);
+    const int lin = disrnn__lin_supports(K);
     struct disrnn__objws *ws;
     size_t R;
     double nll, kl = 0.0, pc = 0.0, bd = 0.0, t[DISRNN__NUM_TERMS];
@@ -312,20 +318,25 @@ int disrnn__loss(disrnn_model_t *m, size_t M, const double *x, size_t ldx, const
         ldeps = K;
     }
 
-    /* encoder: MU = B H + d (+ D U) in groups of R samples (a gathered group stays in cache; the
-     * same groups with or without cols, so the same bits); Z = MU + s .* EPS */
-    for (size_t j0 = 0; j0 < M; j0 += R) {
-        const size_t nc = M - j0 < R ? M - j0 : R;
-        size_t ldb;
-        const double *hp = h_cols(h, ldh, cols, N, j0, nc, ws->hb, &ldb);
-        disrnn__gemm(0, 0, K, nc, N, 1.0, m->blk[DISRNN_BLOCK_B], K, hp, ldb, 0.0, ws->mu + j0 * K, K);
+    /* encoder: MU = B H + d (+ D U); Z = MU + s .* EPS. Up to 16 latents through the fused
+     * kernels; otherwise BLAS in groups of R samples (a gathered group stays in cache; the same
+     * groups with or without cols, so the same bits) */
+    if (lin) {
+        disrnn__lin_enc_fwd(-1, N, K, M, m->blk[DISRNN_BLOCK_B], h, ldh, cols, ws->mu);
+    } else {
+        for (size_t j0 = 0; j0 < M; j0 += R) {
+            const size_t nc = M - j0 < R ? M - j0 : R;
+            size_t ldb;
+            const double *hp = h_cols(h, ldh, cols, N, j0, nc, ws->hb, &ldb);
+            disrnn__gemm(0, 0, K, nc, N, 1.0, m->blk[DISRNN_BLOCK_B], K, hp, ldb, 0.0, ws->mu + j0 * K, K);
+        }
     }
     add_col(ws->mu, K, M, m->blk[DISRNN_BLOCK_BIAS_D]);
     if (has_d) disrnn__gemm(0, 0, K, M, P, 1.0, m->blk[DISRNN_BLOCK_D], K, u, ldu, 1.0, ws->mu, K);
     for (size_t j = 0; j < M; j++)
         for (size_t k = 0; k < K; k++) ws->z[k + j * K] = ws->mu[k + j * K] + ws->s[k] * eps[k + j * ldeps];
 
-    if (grad) memset(grad, 0, m->n_params * sizeof(double));
+    /* every learned block's gradient is written below (no clearing pass over grad first) */
     if (fast_gauss) {
         /* Decoder, likelihood and decoder gradients fused, in blocks of channels small enough
          * that a block of eta stays in cache between the product, the likelihood pass and the
@@ -339,6 +350,10 @@ int disrnn__loss(disrnn_model_t *m, size_t M, const double *x, size_t ldx, const
             ws->inv_var[n] = exp(-2.0 * rho[n]);
             rho_sum += rho[n];
         }
+        if (lin) {
+            disrnn__lin_dec_gauss(-1, N, K, M, A, ws->z, c, ws->inv_var, inv_m, x, ldx, cols, ws->qsum, dc,
+                                  grad ? grad + m->off[DISRNN_BLOCK_A] : NULL, ws->dz, ws->lin_work);
+        } else {
         for (size_t n = 0; n < N; n++) ws->qsum[n] = dc[n] = 0.0;
         for (size_t j0 = 0; j0 < M; j0 += R) {
             const size_t nc = M - j0 < R ? M - j0 : R;
@@ -351,6 +366,7 @@ int disrnn__loss(disrnn_model_t *m, size_t M, const double *x, size_t ldx, const
                 disrnn__gemm(0, 1, N, K, nc, 1.0, eb, N, zg, K, j0 ? 1.0 : 0.0, grad + m->off[DISRNN_BLOCK_A], N);
                 disrnn__gemm(1, 0, K, nc, N, 1.0, A, N, eb, N, 0.0, ws->dz + j0 * K, K);
             }
+        }
         }
         for (size_t n = 0; n < N; n++) qtot += ws->qsum[n];
         nll = (double)N * 0.91893853320467274178 + rho_sum + 0.5 * qtot * inv_m;
@@ -391,14 +407,17 @@ int disrnn__loss(disrnn_model_t *m, size_t M, const double *x, size_t ldx, const
         for (size_t i = 0; i < K * M; i++) ws->dmu[i] = ws->dz[i] + inv_m * ws->mu[i];
         if (pc_grad)
             for (size_t i = 0; i < K * M; i++) ws->dmu[i] += beta * ws->pc_dmu[i];
-        for (size_t j0 = 0; j0 < M; j0 += R) {
-            const size_t nc = M - j0 < R ? M - j0 : R;
-            size_t ldb = N;
-            /* a single group gathered for MU is still in hb */
-            const double *hp = cols && R >= M ? ws->hb : h_cols(h, ldh, cols, N, j0, nc, ws->hb, &ldb);
-            disrnn__gemm(0, 1, K, N, nc, 1.0, ws->dmu + j0 * K, K, hp, ldb, j0 ? 1.0 : 0.0,
-                         grad + m->off[DISRNN_BLOCK_B], K);
-        }
+        if (lin)
+            disrnn__lin_enc_bwd(-1, N, K, M, ws->dmu, h, ldh, cols, grad + m->off[DISRNN_BLOCK_B], ws->lin_work);
+        else
+            for (size_t j0 = 0; j0 < M; j0 += R) {
+                const size_t nc = M - j0 < R ? M - j0 : R;
+                size_t ldb = N;
+                /* a single group gathered for MU is still in hb */
+                const double *hp = cols && R >= M ? ws->hb : h_cols(h, ldh, cols, N, j0, nc, ws->hb, &ldb);
+                disrnn__gemm(0, 1, K, N, nc, 1.0, ws->dmu + j0 * K, K, hp, ldb, j0 ? 1.0 : 0.0,
+                             grad + m->off[DISRNN_BLOCK_B], K);
+            }
         row_sums(ws->dmu, K, M, grad + m->off[DISRNN_BLOCK_BIAS_D]);
         if (has_d && m->learned[DISRNN_BLOCK_D])
             disrnn__gemm(0, 1, K, P, M, 1.0, ws->dmu, K, u, ldu, 0.0, grad + m->off[DISRNN_BLOCK_D], K);

@@ -1,0 +1,431 @@
+/* The encoder and decoder products of the training step as fused vector kernels, for K <= 16
+ * latents (every configuration of the benchmarks and of the paper).
+ *
+ * Why not BLAS: the step's products are skinny (K = 4 to 16 against N channels and M samples),
+ * OpenBLAS runs them at half its DGEMM rate, and between them the step made four passes over an
+ * N x M buffer (decoder product, likelihood, two gradient products) and, for a shuffled batch, a
+ * copy of 2 N M values. Here:
+ * - mu = B h (disrnn__lin_enc_fwd) takes 8 samples at a time straight from where they lie (no
+ *   copy) and keeps their 8 x K sums in registers, vectorised over the latents: each column
+ *   B[:, n] is read as one or two 8-lane vectors (the lanes past K belong to the next column and
+ *   are dropped; the last columns, where that would run past B, come from a padded copy).
+ * - The decoder, the Gaussian likelihood and dA (disrnn__lin_dec_gauss) are one pass over tiles of
+ *   8 channels x 16 samples: eta = A z + c, the residual, the per-channel sums, dETA and
+ *   dA += dETA z^T, with dA's tile in registers; only dETA is stored (an N x 16 buffer that stays
+ *   in L2) for dz = A^T dETA, a well-shaped product left to BLAS.
+ * - dB = dmu h^T (disrnn__lin_enc_bwd) runs over the same tiles with the K sums of a tile in
+ *   registers, into a k-major buffer that is transposed at the end.
+ * Every kernel reads the samples of a group as sequential runs and asks for the next tile's lines
+ * ahead of use. Latent counts are rounded up to KS = 4, 8, 12 or 16 (zero padding: a padded latent
+ * adds exact zeros) so each size is compiled with its loops unrolled into registers.
+ *
+ * Sums run in a fixed order (over n, or over the samples, lane by lane), so results depend only on
+ * the inputs and the instruction set (AVX-512, AVX2 + FMA, or the baseline; chosen at run time as
+ * in penalty_pc.c), never on threads, and are the same whether a batch is read in place or
+ * through indices. */
+#include "objective_internal.h"
+
+#include "blas.h"
+#include "common.h"
+
+#include <string.h>
+
+#if defined(__GNUC__) && !defined(DISRNN_LIN_SCALAR)
+#define LIN_VEC 1
+#else
+#define LIN_VEC 0
+#endif
+
+/* Samples per decoder group (the dETA buffer is N x DEC_JG) and per dB group. */
+#define DEC_JG 16
+#define EB_JG 32
+#define ENC_JG 8
+/* Lines asked for ahead of the tile in use (tiles of 8 channels = one line per sample). */
+#define PF_TILES 4
+
+static size_t ks_of(size_t K) { return (K + 3) / 4 * 4; }
+static size_t pad8(size_t N) { return (N + 7) / 8 * 8; }
+
+int disrnn__lin_supports(size_t K) { return LIN_VEC && K >= 1 && K <= 16; }
+
+size_t disrnn__lin_work_size(size_t N, size_t K, size_t M)
+{
+    size_t a, b, c, n;
+    if (N > SIZE_MAX - 8 || disrnn__mul_size(ks_of(K), M, &a) || disrnn__mul_size(pad8(N), DEC_JG, &b) ||
+        disrnn__mul_size(ks_of(K), pad8(N), &c) || disrnn__add_size(a, b, &n) || disrnn__add_size(n, c, &n))
+        return 0;
+    return n;
+}
+
+#if LIN_VEC
+
+typedef double lin_vd __attribute__((vector_size(64)));
+/* the same vector at any 8-byte boundary, allowed to alias doubles: loads and stores through it
+ * are plain unaligned vector moves (and no vector is passed by value, which would tie the
+ * functions' ABI to one instruction set) */
+typedef double lin_vu __attribute__((vector_size(64), aligned(8), may_alias));
+#define LIN_INLINE static inline __attribute__((always_inline))
+#if defined(__clang__)
+#define LIN_UNROLL _Pragma("unroll")
+#else
+#define LIN_UNROLL _Pragma("GCC unroll 16")
+#endif
+
+#define vld(p) ((lin_vd)(*(const lin_vu *)(const void *)(p)))
+#define vst(p, v) (*(lin_vu *)(void *)(p) = (v))
+LIN_INLINE const double *colp(const double *base, size_t ld, const size_t *cols, size_t j)
+{
+    return base + (cols ? cols[j] : j) * ld;
+}
+LIN_INLINE void ahead(const double *p) { __builtin_prefetch(p, 0, 3); }
+
+/* ---- mu = B h ------------------------------------------------------------------------------ */
+
+/* One step n of 8 samples: acc[t] += B[:, n] h_t[n]. */
+LIN_INLINE void enc_fwd_step(size_t KV, const lin_vd *b0, const lin_vd *b1, const double *const *hc, size_t n,
+                             lin_vd acc[][2])
+{
+    LIN_UNROLL
+    for (size_t t = 0; t < ENC_JG; t++) {
+        const double hv = hc[t][n];
+        acc[t][0] += *b0 * hv;
+        if (KV == 2) acc[t][1] += *b1 * hv;
+    }
+}
+
+LIN_INLINE void enc_fwd_body(size_t KV, size_t N, size_t K, size_t M, const double *B, const double *h, size_t ldh,
+                             const size_t *cols, double *mu)
+{
+    const size_t width = 8 * KV;
+    /* n < n_safe: B[:, n] read as width values stays inside B */
+    const size_t n_safe = N * K >= width ? (N * K - width) / K + 1 : 0;
+    const lin_vd zero = {0};
+    for (size_t j0 = 0; j0 < M; j0 += ENC_JG) {
+        const double *hc[ENC_JG];
+        lin_vd acc[ENC_JG][2];
+        size_t n = 0;
+        /* a short last group repeats its last sample, whose sums are then dropped */
+        for (size_t t = 0; t < ENC_JG; t++) {
+            hc[t] = colp(h, ldh, cols, j0 + t < M ? j0 + t : M - 1);
+            acc[t][0] = acc[t][1] = zero;
+        }
+        for (; n + 8 <= n_safe; n += 8) {
+            if (n + 64 < N)
+                for (size_t t = 0; t < ENC_JG; t++) ahead(hc[t] + n + 64);
+            for (size_t u = n; u < n + 8; u++) {
+                const lin_vd b0 = vld(B + u * K), b1 = KV == 2 ? vld(B + u * K + 8) : zero;
+                enc_fwd_step(KV, &b0, &b1, hc, u, acc);
+            }
+        }
+        for (; n < N; n++) {
+            double pad[16] = {0};
+            lin_vd b0, b1;
+            memcpy(pad, B + n * K, K * sizeof(double));
+            b0 = vld(pad);
+            b1 = vld(pad + 8);
+            enc_fwd_step(KV, &b0, &b1, hc, n, acc);
+        }
+        for (size_t t = 0; t < ENC_JG && j0 + t < M; t++) {
+            double out[16];
+            vst(out, acc[t][0]);
+            vst(out + 8, acc[t][1]);
+            memcpy(mu + (j0 + t) * K, out, K * sizeof(double));
+        }
+    }
+}
+
+/* ---- decoder, Gaussian likelihood and dA --------------------------------------------------- */
+
+/* One tile of 8 channels for the nc samples of a group. at: A's rows of the tile, 8 per latent
+ * (a contiguous copy, so every load is at a fixed offset; zeros for padded k); zp: the group's z,
+ * KS per sample (zeros past K);
+ * xp[jj]: the tile's rows of sample jj; c, iv, qs, dc: the tile's channel values (qs and dc
+ * accumulate); dap[k]: dA's rows (NULL for padded k); dp: dETA's rows (ld ldd). */
+LIN_INLINE void dec_tile(size_t KS, size_t nc, const double *at, const double *zp,
+                         const double *const *xp, const double *c, const double *iv, double scale, double *qs,
+                         double *dc, double *const *dap, double *dp, size_t ldd, int first, int grad)
+{
+    const lin_vd zero = {0}, cv = vld(c), ivv = vld(iv);
+    lin_vd da[16], qv = vld(qs), dcv = vld(dc);
+    LIN_UNROLL
+    for (size_t k = 0; k < KS; k++) da[k] = first || !grad || !dap[k] ? zero : vld(dap[k]);
+    for (size_t jj = 0; jj < nc; jj++) {
+        const double *zj = zp + jj * KS;
+        lin_vd e0 = zero, e1 = zero, r, w, d;
+        LIN_UNROLL
+        for (size_t k = 0; k < KS; k += 2) {
+            e0 += vld(at + 8 * k) * zj[k];
+            e1 += vld(at + 8 * k + 8) * zj[k + 1];
+        }
+        r = vld(xp[jj]) - ((e0 + e1) + cv);
+        w = r * ivv;
+        d = -scale * w;
+        qv += r * w;
+        dcv += d;
+        if (grad) {
+            vst(dp + jj * ldd, d);
+            LIN_UNROLL
+            for (size_t k = 0; k < KS; k++) da[k] += d * zj[k];
+        }
+    }
+    vst(qs, qv);
+    vst(dc, dcv);
+    if (grad) {
+        LIN_UNROLL
+        for (size_t k = 0; k < KS; k++)
+            if (dap[k]) vst(dap[k], da[k]);
+    }
+}
+
+LIN_INLINE void dec_body(size_t KS, size_t N, size_t K, size_t M, const double *A, const double *zp, const double *c,
+                         const double *iv, double scale, const double *x, size_t ldx, const size_t *cols, double *qsum,
+                         double *dc, double *dA, double *D, double *dz)
+{
+    const size_t Np = pad8(N), Nf = N / 8 * 8;
+    const int grad = dA != NULL;
+    for (size_t n = 0; n < N; n++) qsum[n] = dc[n] = 0.0;
+    for (size_t j0 = 0; j0 < M; j0 += DEC_JG) {
+        const size_t nc = M - j0 < DEC_JG ? M - j0 : DEC_JG;
+        const double *xc[DEC_JG], *xp[DEC_JG];
+        double *dap[16], at[16 * 8] __attribute__((aligned(64)));
+        for (size_t jj = 0; jj < nc; jj++) xc[jj] = colp(x, ldx, cols, j0 + jj);
+        for (size_t n0 = 0; n0 < Nf; n0 += 8) {
+            for (size_t k = 0; k < KS; k++) {
+                if (k < K)
+                    memcpy(at + 8 * k, A + k * N + n0, 8 * sizeof(double));
+                else
+                    memset(at + 8 * k, 0, 8 * sizeof(double));
+                dap[k] = grad && k < K ? dA + k * N + n0 : NULL;
+            }
+            for (size_t jj = 0; jj < nc; jj++) {
+                xp[jj] = xc[jj] + n0;
+                if (n0 + 8 * PF_TILES < N) ahead(xc[jj] + n0 + 8 * PF_TILES);
+            }
+            dec_tile(KS, nc, at, zp + j0 * KS, xp, c + n0, iv + n0, scale, qsum + n0, dc + n0, dap, D + n0, Np,
+                     j0 == 0, grad);
+        }
+        if (Nf < N) {
+            /* the last channels through padded copies: padded rows have x = c = 0, A = 0 and
+             * 1 / sigma^2 = 0, so they add exact zeros */
+            const size_t rem = N - Nf, bytes = rem * sizeof(double);
+            double dat[16][8], xt[DEC_JG][8], ct[8] = {0}, ivt[8] = {0}, qt[8] = {0}, dct[8] = {0};
+            memset(at, 0, sizeof at);
+            memset(dat, 0, sizeof dat);
+            memset(xt, 0, sizeof xt);
+            for (size_t k = 0; k < KS; k++) {
+                if (k < K) memcpy(at + 8 * k, A + k * N + Nf, bytes);
+                if (k < K && grad && j0 > 0) memcpy(dat[k], dA + k * N + Nf, bytes);
+                dap[k] = grad && k < K ? dat[k] : NULL;
+            }
+            for (size_t jj = 0; jj < nc; jj++) {
+                memcpy(xt[jj], xc[jj] + Nf, bytes);
+                xp[jj] = xt[jj];
+            }
+            memcpy(ct, c + Nf, bytes);
+            memcpy(ivt, iv + Nf, bytes);
+            memcpy(qt, qsum + Nf, bytes);
+            memcpy(dct, dc + Nf, bytes);
+            dec_tile(KS, nc, at, zp + j0 * KS, xp, ct, ivt, scale, qt, dct, dap, D + Nf, Np, j0 == 0, grad);
+            memcpy(qsum + Nf, qt, bytes);
+            memcpy(dc + Nf, dct, bytes);
+            if (grad)
+                for (size_t k = 0; k < K; k++) memcpy(dA + k * N + Nf, dat[k], bytes);
+        }
+        if (grad) disrnn__gemm(1, 0, K, nc, N, 1.0, A, N, D, Np, 0.0, dz + j0 * K, K);
+    }
+}
+
+/* ---- dB = dmu h^T --------------------------------------------------------------------------- */
+
+/* One tile of 8 channels: out[k] (+)= sum_jj h_jj dmu[k, jj] over the group's samples. */
+LIN_INLINE void encb_tile(size_t KS, size_t nc, const double *dmp, const double *const *hp, double *out, size_t Np,
+                          int first)
+{
+    const lin_vd zero = {0};
+    lin_vd acc[16];
+    LIN_UNROLL
+    for (size_t k = 0; k < KS; k++) acc[k] = first ? zero : vld(out + k * Np);
+    for (size_t jj = 0; jj < nc; jj++) {
+        const lin_vd hv = vld(hp[jj]);
+        const double *dm = dmp + jj * KS;
+        LIN_UNROLL
+        for (size_t k = 0; k < KS; k++) acc[k] += hv * dm[k];
+    }
+    LIN_UNROLL
+    for (size_t k = 0; k < KS; k++) vst(out + k * Np, acc[k]);
+}
+
+LIN_INLINE void enc_bwd_body(size_t KS, size_t N, size_t K, size_t M, const double *dmp, const double *h, size_t ldh,
+                             const size_t *cols, double *dB, double *dBt)
+{
+    const size_t Np = pad8(N), Nf = N / 8 * 8;
+    for (size_t j0 = 0; j0 < M; j0 += EB_JG) {
+        const size_t nc = M - j0 < EB_JG ? M - j0 : EB_JG;
+        const double *hc[EB_JG], *hp[EB_JG];
+        for (size_t jj = 0; jj < nc; jj++) hc[jj] = colp(h, ldh, cols, j0 + jj);
+        for (size_t n0 = 0; n0 < Nf; n0 += 8) {
+            for (size_t jj = 0; jj < nc; jj++) {
+                hp[jj] = hc[jj] + n0;
+                if (n0 + 8 * PF_TILES < N) ahead(hc[jj] + n0 + 8 * PF_TILES);
+            }
+            encb_tile(KS, nc, dmp + j0 * KS, hp, dBt + n0, Np, j0 == 0);
+        }
+        if (Nf < N) {
+            double ht[EB_JG][8];
+            memset(ht, 0, sizeof ht);
+            for (size_t jj = 0; jj < nc; jj++) {
+                memcpy(ht[jj], hc[jj] + Nf, (N - Nf) * sizeof(double));
+                hp[jj] = ht[jj];
+            }
+            encb_tile(KS, nc, dmp + j0 * KS, hp, dBt + Nf, Np, j0 == 0);
+        }
+    }
+    for (size_t n = 0; n < N; n++)
+        for (size_t k = 0; k < K; k++) dB[k + n * K] = dBt[k * Np + n];
+}
+
+/* ---- one copy per instruction set ---------------------------------------------------------- */
+
+#define LIN_KS_SWITCH(KS, call4, call8, call12, call16)                                                      \
+    switch (KS) {                                                                                            \
+    case 4: call4; break;                                                                                    \
+    case 8: call8; break;                                                                                    \
+    case 12: call12; break;                                                                                  \
+    default: call16; break;                                                                                  \
+    }
+
+#define LIN_DEFINE(suffix, attr)                                                                             \
+    attr static void enc_fwd_##suffix(size_t N, size_t K, size_t M, const double *B, const double *h,        \
+                                      size_t ldh, const size_t *cols, double *mu)                            \
+    {                                                                                                        \
+        if (K <= 8)                                                                                          \
+            enc_fwd_body(1, N, K, M, B, h, ldh, cols, mu);                                                   \
+        else                                                                                                 \
+            enc_fwd_body(2, N, K, M, B, h, ldh, cols, mu);                                                   \
+    }                                                                                                        \
+    attr static void dec_##suffix(size_t N, size_t K, size_t M, const double *A, const double *zp,           \
+                                  const double *c, const double *iv, double scale, const double *x,          \
+                                  size_t ldx, const size_t *cols, double *qsum, double *dc, double *dA,      \
+                                  double *D, double *dz)                                                     \
+    {                                                                                                        \
+        LIN_KS_SWITCH(ks_of(K), dec_body(4, N, K, M, A, zp, c, iv, scale, x, ldx, cols, qsum, dc, dA, D, dz), \
+                      dec_body(8, N, K, M, A, zp, c, iv, scale, x, ldx, cols, qsum, dc, dA, D, dz),          \
+                      dec_body(12, N, K, M, A, zp, c, iv, scale, x, ldx, cols, qsum, dc, dA, D, dz),         \
+                      dec_body(16, N, K, M, A, zp, c, iv, scale, x, ldx, cols, qsum, dc, dA, D, dz))         \
+    }                                                                                                        \
+    attr static void enc_bwd_##suffix(size_t N, size_t K, size_t M, const double *dmp, const double *h,      \
+                                      size_t ldh, const size_t *cols, double *dB, double *dBt)               \
+    {                                                                                                        \
+        LIN_KS_SWITCH(ks_of(K), enc_bwd_body(4, N, K, M, dmp, h, ldh, cols, dB, dBt),                        \
+                      enc_bwd_body(8, N, K, M, dmp, h, ldh, cols, dB, dBt),                                  \
+                      enc_bwd_body(12, N, K, M, dmp, h, ldh, cols, dB, dBt),                                 \
+                      enc_bwd_body(16, N, K, M, dmp, h, ldh, cols, dB, dBt))                                 \
+    }
+
+/* FMA contraction is asked for here only, as in penalty_pc.c. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define LIN_CONTRACT , optimize("fp-contract=fast")
+#define LIN_BASE_ATTR __attribute__((optimize("fp-contract=fast")))
+#else
+#define LIN_CONTRACT
+#define LIN_BASE_ATTR
+#endif
+/* No copies under ThreadSanitizer, whose runtime starts after the CPU checks would run. */
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(__SANITIZE_THREAD__)
+#define LIN_X86 1
+LIN_DEFINE(avx512, __attribute__((target("avx512f") LIN_CONTRACT)))
+LIN_DEFINE(avx2, __attribute__((target("avx2,fma") LIN_CONTRACT)))
+#else
+#define LIN_X86 0
+#endif
+LIN_DEFINE(base, LIN_BASE_ATTR)
+
+static int best_isa(void)
+{
+#if LIN_X86
+    if (__builtin_cpu_supports("avx512f")) return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+#endif
+    return 0;
+}
+
+/* The copy to run: the requested one (tests run every copy the CPU has), else the best. */
+static int lin_isa(int isa)
+{
+    const int best = best_isa();
+    return isa >= 0 && isa <= best ? isa : best;
+}
+
+#endif /* LIN_VEC */
+
+int disrnn__lin_isa_count(void)
+{
+#if LIN_VEC
+    return best_isa() + 1;
+#else
+    return 0;
+#endif
+}
+
+/* z (or dmu) K x M into KS x M with zero rows past K: the padded latents add exact zeros. */
+static double *pad_latents(size_t K, size_t M, const double *z, double *zp)
+{
+    const size_t KS = ks_of(K);
+    for (size_t j = 0; j < M; j++) {
+        memcpy(zp + j * KS, z + j * K, K * sizeof(double));
+        for (size_t k = K; k < KS; k++) zp[j * KS + k] = 0.0;
+    }
+    return zp;
+}
+
+void disrnn__lin_enc_fwd(int isa, size_t N, size_t K, size_t M, const double *B, const double *h, size_t ldh,
+                         const size_t *cols, double *mu)
+{
+#if LIN_VEC
+    switch (lin_isa(isa)) {
+#if LIN_X86
+    case 2: enc_fwd_avx512(N, K, M, B, h, ldh, cols, mu); return;
+    case 1: enc_fwd_avx2(N, K, M, B, h, ldh, cols, mu); return;
+#endif
+    default: enc_fwd_base(N, K, M, B, h, ldh, cols, mu); return;
+    }
+#else
+    (void)isa, (void)N, (void)K, (void)M, (void)B, (void)h, (void)ldh, (void)cols, (void)mu;
+#endif
+}
+
+void disrnn__lin_dec_gauss(int isa, size_t N, size_t K, size_t M, const double *A, const double *z, const double *c,
+                           const double *inv_var, double scale, const double *x, size_t ldx, const size_t *cols,
+                           double *qsum, double *dc, double *dA, double *dz, double *work)
+{
+#if LIN_VEC
+    double *zp = pad_latents(K, M, z, work), *D = work + ks_of(K) * M;
+    switch (lin_isa(isa)) {
+#if LIN_X86
+    case 2: dec_avx512(N, K, M, A, zp, c, inv_var, scale, x, ldx, cols, qsum, dc, dA, D, dz); return;
+    case 1: dec_avx2(N, K, M, A, zp, c, inv_var, scale, x, ldx, cols, qsum, dc, dA, D, dz); return;
+#endif
+    default: dec_base(N, K, M, A, zp, c, inv_var, scale, x, ldx, cols, qsum, dc, dA, D, dz); return;
+    }
+#else
+    (void)isa, (void)N, (void)K, (void)M, (void)A, (void)z, (void)c, (void)inv_var, (void)scale, (void)x, (void)ldx;
+    (void)cols, (void)qsum, (void)dc, (void)dA, (void)dz, (void)work, (void)pad_latents;
+#endif
+}
+
+void disrnn__lin_enc_bwd(int isa, size_t N, size_t K, size_t M, const double *dmu, const double *h, size_t ldh,
+                         const size_t *cols, double *dB, double *work)
+{
+#if LIN_VEC
+    double *dmp = pad_latents(K, M, dmu, work), *dBt = work + ks_of(K) * M + pad8(N) * DEC_JG;
+    switch (lin_isa(isa)) {
+#if LIN_X86
+    case 2: enc_bwd_avx512(N, K, M, dmp, h, ldh, cols, dB, dBt); return;
+    case 1: enc_bwd_avx2(N, K, M, dmp, h, ldh, cols, dB, dBt); return;
+#endif
+    default: enc_bwd_base(N, K, M, dmp, h, ldh, cols, dB, dBt); return;
+    }
+#else
+    (void)isa, (void)N, (void)K, (void)M, (void)dmu, (void)h, (void)ldh, (void)cols, (void)dB, (void)work;
+#endif
+}

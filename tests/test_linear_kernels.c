@@ -1,0 +1,162 @@
+/* The fused encoder / decoder kernels of src/linear_kernels.c against plain loops, for every copy
+ * the CPU can run (baseline, AVX2 + FMA, AVX-512), every latent count they take (1 to 16, padded
+ * internally to 4, 8, 12 or 16), channel counts around the 8-channel tiles, sample counts around
+ * the sample groups, and samples read in place or through scattered indices. */
+#include "support.h"
+
+#include "objective_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct shape {
+    size_t N, K, M;
+} shape;
+
+/* |a - b| <= tol (1 + |b|), elementwise, with a message naming the first failure. */
+static void assert_close(const char *what, const double *a, const double *b, size_t n, double tol, const shape *s,
+                         int isa)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!(fabs(a[i] - b[i]) <= tol * (1.0 + fabs(b[i])))) {
+            fprintf(stderr, "%s: N %zu K %zu M %zu copy %d, entry %zu: %.17g against %.17g\n", what, s->N, s->K,
+                    s->M, isa, i, a[i], b[i]);
+            fail();
+        }
+}
+
+/* A store of S samples (N values each) and M indices into it, scattered or consecutive. */
+static void run_shape(const shape *s, int isa, int scattered, uint64_t *rs)
+{
+    const size_t N = s->N, K = s->K, M = s->M, S = 2 * M + 3;
+    double *store = malloc(N * S * sizeof(double)), *B = malloc(K * N * sizeof(double));
+    double *A = malloc(N * K * sizeof(double)), *z = malloc(K * M * sizeof(double));
+    double *c = malloc(N * sizeof(double)), *iv = malloc(N * sizeof(double));
+    double *mu = malloc(K * M * sizeof(double)), *mu_ref = calloc(K * M, sizeof(double));
+    double *qs = malloc(N * sizeof(double)), *dc = malloc(N * sizeof(double));
+    double *qs_ref = calloc(N, sizeof(double)), *dc_ref = calloc(N, sizeof(double));
+    double *dA = malloc(N * K * sizeof(double)), *dA_ref = calloc(N * K, sizeof(double));
+    double *dz = malloc(K * M * sizeof(double)), *dz_ref = calloc(K * M, sizeof(double));
+    double *dB = malloc(K * N * sizeof(double)), *dB_ref = calloc(K * N, sizeof(double));
+    double *work = malloc(disrnn__lin_work_size(N, K, M) * sizeof(double));
+    size_t *cols = malloc(M * sizeof(size_t));
+    const double scale = 1.0 / (double)M;
+    assert_true(store && B && A && z && c && iv && mu && mu_ref && qs && dc && qs_ref && dc_ref && dA && dA_ref &&
+                dz && dz_ref && dB && dB_ref && work && cols);
+    test_normal(rs, store, N * S);
+    test_normal(rs, B, K * N);
+    test_normal(rs, A, N * K);
+    test_normal(rs, z, K * M);
+    test_normal(rs, c, N);
+    test_uniform(rs, iv, N, 0.5, 2.0);
+    for (size_t j = 0; j < M; j++) cols[j] = scattered ? (7 * j + 3) % S : j;
+    /* plain loops: mu = B h, the Gaussian pass, dA = dETA z^T, dz = A^T dETA, dB = dz h^T (z as dmu) */
+    for (size_t j = 0; j < M; j++) {
+        const double *xj = store + cols[j] * N;
+        for (size_t n = 0; n < N; n++) {
+            double eta = c[n], r, d;
+            for (size_t k = 0; k < K; k++) {
+                mu_ref[k + j * K] += B[k + n * K] * xj[n];
+                eta += A[n + k * N] * z[k + j * K];
+            }
+            r = xj[n] - eta;
+            d = -scale * r * iv[n];
+            qs_ref[n] += r * r * iv[n];
+            dc_ref[n] += d;
+            for (size_t k = 0; k < K; k++) {
+                dA_ref[n + k * N] += d * z[k + j * K];
+                dz_ref[k + j * K] += A[n + k * N] * d;
+                dB_ref[k + n * K] += z[k + j * K] * xj[n];
+            }
+        }
+    }
+    /* NaN-filled outputs: every value the kernels promise must be written */
+    for (size_t i = 0; i < K * M; i++) mu[i] = dz[i] = NAN;
+    for (size_t i = 0; i < N * K; i++) dA[i] = dB[i] = NAN;
+    for (size_t i = 0; i < N; i++) qs[i] = dc[i] = NAN;
+    disrnn__lin_enc_fwd(isa, N, K, M, B, store, N, scattered ? cols : NULL, mu);
+    disrnn__lin_dec_gauss(isa, N, K, M, A, z, c, iv, scale, store, N, scattered ? cols : NULL, qs, dc, dA, dz, work);
+    disrnn__lin_enc_bwd(isa, N, K, M, z, store, N, scattered ? cols : NULL, dB, work);
+    assert_close("mu", mu, mu_ref, K * M, 1e-13, s, isa);
+    assert_close("qsum", qs, qs_ref, N, 1e-13, s, isa);
+    assert_close("dc", dc, dc_ref, N, 1e-13, s, isa);
+    assert_close("dA", dA, dA_ref, N * K, 1e-13, s, isa);
+    assert_close("dz", dz, dz_ref, K * M, 1e-13, s, isa);
+    assert_close("dB", dB, dB_ref, K * N, 1e-13, s, isa);
+    /* without a gradient only the sums are written, and they are the same bits */
+    {
+        double *qs2 = malloc(N * sizeof(double)), *dc2 = malloc(N * sizeof(double));
+        assert_non_null(qs2);
+        assert_non_null(dc2);
+        disrnn__lin_dec_gauss(isa, N, K, M, A, z, c, iv, scale, store, N, scattered ? cols : NULL, qs2, dc2, NULL,
+                              NULL, work);
+        assert_memory_equal(qs2, qs, N * sizeof(double));
+        assert_memory_equal(dc2, dc, N * sizeof(double));
+        free(qs2);
+        free(dc2);
+    }
+    free(store); free(B); free(A); free(z); free(c); free(iv); free(mu); free(mu_ref); free(qs); free(dc);
+    free(qs_ref); free(dc_ref); free(dA); free(dA_ref); free(dz); free(dz_ref); free(dB); free(dB_ref);
+    free(work); free(cols);
+}
+
+static void test_kernels_match_plain_loops(void **state)
+{
+    const size_t Ns[] = {1, 7, 8, 9, 23, 64, 154};
+    const size_t Ms[] = {1, 2, 15, 16, 17, 33, 40};
+    uint64_t rs = 77;
+    int runs = 0;
+    (void)state;
+    if (disrnn__lin_isa_count() == 0) skip(); /* built without vector code: the objective uses BLAS */
+    for (int isa = 0; isa < disrnn__lin_isa_count(); isa++)
+        for (size_t K = 1; K <= 16; K++)
+            for (size_t a = 0; a < sizeof Ns / sizeof Ns[0]; a++) {
+                const shape s = {Ns[a], K, Ms[(K + a) % (sizeof Ms / sizeof Ms[0])]};
+                run_shape(&s, isa, (int)((K + a) % 2), &rs);
+                runs++;
+            }
+    printf("fused kernels: %d shapes over %d instruction-set copies agree with plain loops\n", runs,
+           disrnn__lin_isa_count());
+}
+
+/* The copies differ only in rounding (FMA or not): the same inputs give values within a few ulp,
+ * and every copy gives the same bits for indexed and in-place samples. */
+static void test_indexed_equals_in_place(void **state)
+{
+    enum { N = 37, K = 12, M = 21 };
+    double *store = malloc(N * M * 3 * sizeof(double)), *B = malloc(K * N * sizeof(double));
+    double *mu1 = malloc(K * M * sizeof(double)), *mu2 = malloc(K * M * sizeof(double));
+    double *dB1 = malloc(K * N * sizeof(double)), *dB2 = malloc(K * N * sizeof(double));
+    double *z = malloc(K * M * sizeof(double)), *work = malloc(disrnn__lin_work_size(N, K, M) * sizeof(double));
+    size_t cols[M];
+    uint64_t rs = 3;
+    (void)state;
+    if (disrnn__lin_isa_count() == 0) skip();
+    assert_true(store && B && mu1 && mu2 && dB1 && dB2 && z && work);
+    test_normal(&rs, store, N * M * 3);
+    test_normal(&rs, B, K * N);
+    test_normal(&rs, z, K * M);
+    for (size_t j = 0; j < M; j++) cols[j] = M + j; /* consecutive, given as indices */
+    for (int isa = 0; isa < disrnn__lin_isa_count(); isa++) {
+        disrnn__lin_enc_fwd(isa, N, K, M, B, store + M * N, N, NULL, mu1);
+        disrnn__lin_enc_fwd(isa, N, K, M, B, store, N, cols, mu2);
+        assert_memory_equal(mu1, mu2, K * M * sizeof(double));
+        disrnn__lin_enc_bwd(isa, N, K, M, z, store + M * N, N, NULL, dB1, work);
+        disrnn__lin_enc_bwd(isa, N, K, M, z, store, N, cols, dB2, work);
+        assert_memory_equal(dB1, dB2, K * N * sizeof(double));
+    }
+    assert_false(disrnn__lin_supports(0));
+    assert_false(disrnn__lin_supports(17));
+    free(store); free(B); free(mu1); free(mu2); free(dB1); free(dB2); free(z); free(work);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kernels_match_plain_loops),
+        cmocka_unit_test(test_indexed_equals_in_place),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
