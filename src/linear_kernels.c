@@ -78,6 +78,12 @@ LIN_INLINE const double *colp(const double *base, size_t ld, const size_t *cols,
     return base + (cols ? cols[j] : j) * ld;
 }
 LIN_INLINE void ahead(const double *p) { __builtin_prefetch(p, 0, 3); }
+/* The first lines of samples [j0, j1) (at most N values each), asked for one group ahead. */
+LIN_INLINE void ahead_group(const double *base, size_t ld, const size_t *cols, size_t j0, size_t j1, size_t N)
+{
+    for (size_t j = j0; j < j1; j++)
+        for (size_t n = 0; n < N && n < 8 * PF_TILES; n += 8) ahead(colp(base, ld, cols, j) + n);
+}
 
 /* ---- mu = B h ------------------------------------------------------------------------------ */
 
@@ -109,6 +115,7 @@ LIN_INLINE void enc_fwd_body(size_t KV, size_t N, size_t K, size_t M, const doub
             hc[t] = colp(h, ldh, cols, j0 + t < M ? j0 + t : M - 1);
             acc[t][0] = acc[t][1] = zero;
         }
+        ahead_group(h, ldh, cols, j0 + ENC_JG, j0 + 2 * ENC_JG < M ? j0 + 2 * ENC_JG : M, N);
         for (; n + 8 <= n_safe; n += 8) {
             if (n + 64 < N)
                 for (size_t t = 0; t < ENC_JG; t++) ahead(hc[t] + n + 64);
@@ -131,6 +138,58 @@ LIN_INLINE void enc_fwd_body(size_t KV, size_t N, size_t K, size_t M, const doub
             vst(out + 8, acc[t][1]);
             memcpy(mu + (j0 + t) * K, out, K * sizeof(double));
         }
+    }
+}
+
+/* The same for K <= 4, where a column of B fills only half a vector: vectorised over the channels
+ * instead, with B transposed (Bt: 4 x Np, k-major, zeros past N and past K) and 4 samples at a
+ * time; each sum is the 8 lane sums added in a fixed order. */
+#define DOT_JG 4
+LIN_INLINE double lane_sum(const lin_vd *v)
+{
+    double s[8];
+    memcpy(s, v, sizeof s);
+    return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+}
+
+LIN_INLINE void enc_fwd_dot(size_t N, size_t K, size_t M, const double *Bt, const double *h, size_t ldh,
+                            const size_t *cols, double *mu)
+{
+    const size_t Np = pad8(N), Nf = N / 8 * 8;
+    const lin_vd zero = {0};
+    for (size_t j0 = 0; j0 < M; j0 += DOT_JG) {
+        const double *hc[DOT_JG];
+        lin_vd acc[4][DOT_JG];
+        for (size_t t = 0; t < DOT_JG; t++) {
+            hc[t] = colp(h, ldh, cols, j0 + t < M ? j0 + t : M - 1);
+            for (size_t k = 0; k < 4; k++) acc[k][t] = zero;
+        }
+        ahead_group(h, ldh, cols, j0 + DOT_JG, j0 + 2 * DOT_JG < M ? j0 + 2 * DOT_JG : M, N);
+        for (size_t n0 = 0; n0 <= Nf; n0 += 8) {
+            double ht[DOT_JG][8];
+            lin_vd hv[DOT_JG];
+            if (n0 == Nf) { /* the last channels, through zero-padded copies */
+                if (Nf == N) break;
+                memset(ht, 0, sizeof ht);
+                for (size_t t = 0; t < DOT_JG; t++) {
+                    memcpy(ht[t], hc[t] + Nf, (N - Nf) * sizeof(double));
+                    hv[t] = vld(ht[t]);
+                }
+            } else {
+                for (size_t t = 0; t < DOT_JG; t++) {
+                    if (n0 + 8 * PF_TILES < N) ahead(hc[t] + n0 + 8 * PF_TILES);
+                    hv[t] = vld(hc[t] + n0);
+                }
+            }
+            LIN_UNROLL
+            for (size_t k = 0; k < 4; k++) {
+                const lin_vd bv = vld(Bt + k * Np + n0);
+                LIN_UNROLL
+                for (size_t t = 0; t < DOT_JG; t++) acc[k][t] += bv * hv[t];
+            }
+        }
+        for (size_t t = 0; t < DOT_JG && j0 + t < M; t++)
+            for (size_t k = 0; k < K; k++) mu[k + (j0 + t) * K] = lane_sum(&acc[k][t]);
     }
 }
 
@@ -189,6 +248,7 @@ LIN_INLINE void dec_body(size_t KS, size_t N, size_t K, size_t M, const double *
         const double *xc[DEC_JG], *xp[DEC_JG];
         double *dap[16], at[16 * 8] __attribute__((aligned(64)));
         for (size_t jj = 0; jj < nc; jj++) xc[jj] = colp(x, ldx, cols, j0 + jj);
+        ahead_group(x, ldx, cols, j0 + DEC_JG, j0 + 2 * DEC_JG < M ? j0 + 2 * DEC_JG : M, N);
         for (size_t n0 = 0; n0 < Nf; n0 += 8) {
             for (size_t k = 0; k < KS; k++) {
                 if (k < K)
@@ -263,6 +323,7 @@ LIN_INLINE void enc_bwd_body(size_t KS, size_t N, size_t K, size_t M, const doub
         const size_t nc = M - j0 < EB_JG ? M - j0 : EB_JG;
         const double *hc[EB_JG], *hp[EB_JG];
         for (size_t jj = 0; jj < nc; jj++) hc[jj] = colp(h, ldh, cols, j0 + jj);
+        ahead_group(h, ldh, cols, j0 + EB_JG, j0 + 2 * EB_JG < M ? j0 + 2 * EB_JG : M, N);
         for (size_t n0 = 0; n0 < Nf; n0 += 8) {
             for (size_t jj = 0; jj < nc; jj++) {
                 hp[jj] = hc[jj] + n0;
@@ -296,9 +357,11 @@ LIN_INLINE void enc_bwd_body(size_t KS, size_t N, size_t K, size_t M, const doub
 
 #define LIN_DEFINE(suffix, attr)                                                                             \
     attr static void enc_fwd_##suffix(size_t N, size_t K, size_t M, const double *B, const double *h,        \
-                                      size_t ldh, const size_t *cols, double *mu)                            \
+                                      size_t ldh, const size_t *cols, double *mu, const double *Bt)          \
     {                                                                                                        \
-        if (K <= 8)                                                                                          \
+        if (K <= 4)                                                                                          \
+            enc_fwd_dot(N, K, M, Bt, h, ldh, cols, mu);                                                      \
+        else if (K <= 8)                                                                                     \
             enc_fwd_body(1, N, K, M, B, h, ldh, cols, mu);                                                   \
         else                                                                                                 \
             enc_fwd_body(2, N, K, M, B, h, ldh, cols, mu);                                                   \
@@ -379,18 +442,25 @@ static double *pad_latents(size_t K, size_t M, const double *z, double *zp)
 }
 
 void disrnn__lin_enc_fwd(int isa, size_t N, size_t K, size_t M, const double *B, const double *h, size_t ldh,
-                         const size_t *cols, double *mu)
+                         const size_t *cols, double *mu, double *work)
 {
 #if LIN_VEC
+    const size_t Np = pad8(N);
+    double *Bt = work + ks_of(K) * M + Np * DEC_JG; /* the dB buffer, free until the backward pass */
+    if (K <= 4) {
+        memset(Bt, 0, 4 * Np * sizeof(double));
+        for (size_t n = 0; n < N; n++)
+            for (size_t k = 0; k < K; k++) Bt[k * Np + n] = B[k + n * K];
+    }
     switch (lin_isa(isa)) {
 #if LIN_X86
-    case 2: enc_fwd_avx512(N, K, M, B, h, ldh, cols, mu); return;
-    case 1: enc_fwd_avx2(N, K, M, B, h, ldh, cols, mu); return;
+    case 2: enc_fwd_avx512(N, K, M, B, h, ldh, cols, mu, Bt); return;
+    case 1: enc_fwd_avx2(N, K, M, B, h, ldh, cols, mu, Bt); return;
 #endif
-    default: enc_fwd_base(N, K, M, B, h, ldh, cols, mu); return;
+    default: enc_fwd_base(N, K, M, B, h, ldh, cols, mu, Bt); return;
     }
 #else
-    (void)isa, (void)N, (void)K, (void)M, (void)B, (void)h, (void)ldh, (void)cols, (void)mu;
+    (void)isa, (void)N, (void)K, (void)M, (void)B, (void)h, (void)ldh, (void)cols, (void)mu, (void)work;
 #endif
 }
 

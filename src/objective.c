@@ -322,7 +322,7 @@ int disrnn__loss(disrnn_model_t *m, size_t M, const double *x, size_t ldx, const
      * kernels; otherwise BLAS in groups of R samples (a gathered group stays in cache; the same
      * groups with or without cols, so the same bits) */
     if (lin) {
-        disrnn__lin_enc_fwd(-1, N, K, M, m->blk[DISRNN_BLOCK_B], h, ldh, cols, ws->mu);
+        disrnn__lin_enc_fwd(-1, N, K, M, m->blk[DISRNN_BLOCK_B], h, ldh, cols, ws->mu, ws->lin_work);
     } else {
         for (size_t j0 = 0; j0 < M; j0 += R) {
             const size_t nc = M - j0 < R ? M - j0 : R;

@@ -57,7 +57,7 @@ size_t disrnn__lin_work_size(size_t N, size_t K, size_t M);
 
 /** mu = B h (K x M, ld K; B is K x N, ld K). */
 void disrnn__lin_enc_fwd(int isa, size_t N, size_t K, size_t M, const double *B, const double *h, size_t ldh,
-                         const size_t *cols, double *mu);
+                         const size_t *cols, double *mu, double *work);
 
 /** Decoder and Gaussian likelihood (identity link, no mask) with its gradients, in one pass:
  *  eta = A z + c (A: N x K, ld N; z: K x M, ld K), r = x - eta, q = r^2 inv_var, dETA = -scale r

@@ -76,7 +76,7 @@ static void run_shape(const shape *s, int isa, int scattered, uint64_t *rs)
     for (size_t i = 0; i < K * M; i++) mu[i] = dz[i] = NAN;
     for (size_t i = 0; i < N * K; i++) dA[i] = dB[i] = NAN;
     for (size_t i = 0; i < N; i++) qs[i] = dc[i] = NAN;
-    disrnn__lin_enc_fwd(isa, N, K, M, B, store, N, scattered ? cols : NULL, mu);
+    disrnn__lin_enc_fwd(isa, N, K, M, B, store, N, scattered ? cols : NULL, mu, work);
     disrnn__lin_dec_gauss(isa, N, K, M, A, z, c, iv, scale, store, N, scattered ? cols : NULL, qs, dc, dA, dz, work);
     disrnn__lin_enc_bwd(isa, N, K, M, z, store, N, scattered ? cols : NULL, dB, work);
     assert_close("mu", mu, mu_ref, K * M, 1e-13, s, isa);
@@ -140,8 +140,8 @@ static void test_indexed_equals_in_place(void **state)
     test_normal(&rs, z, K * M);
     for (size_t j = 0; j < M; j++) cols[j] = M + j; /* consecutive, given as indices */
     for (int isa = 0; isa < disrnn__lin_isa_count(); isa++) {
-        disrnn__lin_enc_fwd(isa, N, K, M, B, store + M * N, N, NULL, mu1);
-        disrnn__lin_enc_fwd(isa, N, K, M, B, store, N, cols, mu2);
+        disrnn__lin_enc_fwd(isa, N, K, M, B, store + M * N, N, NULL, mu1, work);
+        disrnn__lin_enc_fwd(isa, N, K, M, B, store, N, cols, mu2, work);
         assert_memory_equal(mu1, mu2, K * M * sizeof(double));
         disrnn__lin_enc_bwd(isa, N, K, M, z, store + M * N, N, NULL, dB1, work);
         disrnn__lin_enc_bwd(isa, N, K, M, z, store, N, cols, dB2, work);
