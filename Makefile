@@ -39,7 +39,7 @@ endif
 BASE_CFLAGS := -std=c99 $(OPT) $(WARN) $(SANITIZE)
 BASE_CPPFLAGS := -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L
 BLAS_LIBS ?= -llapacke -lopenblas
-LIBS := $(BLAS_LIBS) -lm
+LIBS := $(BLAS_LIBS) -lm -lpthread
 
 ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS)
 ALL_CPPFLAGS = $(BASE_CPPFLAGS) $(CPPFLAGS)

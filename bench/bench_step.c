@@ -34,6 +34,15 @@
 
 /* Wall clock by default; --clock cpu (process CPU time, all threads) for development on a machine
  * shared with other jobs, where wall time counts the time the process waited for a core. */
+/* The trainer's own threads for a measurement: the parent sets DISRNN_BENCH_THREADS for each
+ * worker process along with OpenBLAS's thread count. */
+static int64_t bench_threads(void)
+{
+    const char *v = getenv("DISRNN_BENCH_THREADS");
+    const long t = v ? strtol(v, NULL, 10) : 1;
+    return t >= 1 && t <= 256 ? (int64_t)t : 1;
+}
+
 static clockid_t bench_clock = CLOCK_MONOTONIC;
 
 static double now_s(void)
@@ -232,7 +241,8 @@ static void setup_step(setup *s, const bcfg *c, counter *cnt, int optimizer)
         die("disrnn_trainer_create", st, disrnn_model_last_error(s->model));
     if ((st = disrnn_trainer_set_int(s->tr, DISRNN_TRAIN_OPTIMIZER, optimizer)) != DISRNN_OK ||
         (st = disrnn_trainer_set_int(s->tr, DISRNN_TRAIN_BATCH_SIZE, (int64_t)c->M)) != DISRNN_OK ||
-        (st = disrnn_trainer_set_int(s->tr, DISRNN_TRAIN_EPOCHS, 1000000)) != DISRNN_OK)
+        (st = disrnn_trainer_set_int(s->tr, DISRNN_TRAIN_EPOCHS, 1000000)) != DISRNN_OK ||
+        (st = disrnn_trainer_set_int(s->tr, DISRNN_TRAIN_THREADS, bench_threads())) != DISRNN_OK)
         die("trainer settings", st, disrnn_trainer_last_error(s->tr));
 }
 
@@ -477,7 +487,8 @@ static int worker_fit(int epochs)
     if ((st = disrnn_trainer_set_int(tr, DISRNN_TRAIN_OPTIMIZER, DISRNN_OPTIM_ADAMW)) != DISRNN_OK ||
         (st = disrnn_trainer_set_double(tr, DISRNN_TRAIN_WEIGHT_DECAY, 0.01)) != DISRNN_OK ||
         (st = disrnn_trainer_set_int(tr, DISRNN_TRAIN_BATCH_SIZE, 128)) != DISRNN_OK ||
-        (st = disrnn_trainer_set_int(tr, DISRNN_TRAIN_EPOCHS, epochs)) != DISRNN_OK)
+        (st = disrnn_trainer_set_int(tr, DISRNN_TRAIN_EPOCHS, epochs)) != DISRNN_OK ||
+        (st = disrnn_trainer_set_int(tr, DISRNN_TRAIN_THREADS, bench_threads())) != DISRNN_OK)
         die("trainer settings", st, disrnn_trainer_last_error(tr));
     t0 = now_s();
     st = disrnn_trainer_fit(tr);
@@ -567,7 +578,8 @@ static int run_capture(const char *cmd, char *line, size_t len)
 
 static void env_prefix(char *out, size_t len, int threads)
 {
-    snprintf(out, len, "OPENBLAS_NUM_THREADS=%d OMP_NUM_THREADS=%d MKL_NUM_THREADS=%d", threads, threads, threads);
+    snprintf(out, len, "OPENBLAS_NUM_THREADS=%d OMP_NUM_THREADS=%d MKL_NUM_THREADS=%d DISRNN_BENCH_THREADS=%d", threads,
+             threads, threads, threads);
 }
 
 /* PyTorch runs in double precision (the same arithmetic as libdisrnn) and in single precision

@@ -38,9 +38,11 @@
  * at the same time. One handle must not be used by two threads at once (lock it yourself), except
  * that functions taking a `const` handle may run concurrently with each other on the same handle.
  * A trainer uses its model and datasets: while it runs, treat those as in use by it. Callbacks
- * are called only on the thread that called into the library. The library never changes
- * process-wide BLAS settings; OpenBLAS may use its own threads inside matrix products (set
- * OPENBLAS_NUM_THREADS to control them); results do not depend on the number of threads.
+ * are called only on the thread that called into the library. A trainer may run a step on
+ * several threads of its own (::DISRNN_TRAIN_THREADS); they only ever work for that trainer's
+ * calls and never run callbacks. The library never changes process-wide BLAS settings; OpenBLAS
+ * may use its own threads inside matrix products (set OPENBLAS_NUM_THREADS to control them).
+ * Results do not depend on the number of threads of either kind.
  *
  * @section example Example
  * @code
@@ -683,7 +685,13 @@ enum disrnn_train_option {
     DISRNN_TRAIN_PATIENCE = 13,     /**< int >= 0, epochs without validation improvement before stopping, 0 = never; default 0 */
     DISRNN_TRAIN_KEEP_BEST = 14,    /**< int 0/1, restore the parameters of the best validation epoch at the end; default 0 */
     DISRNN_TRAIN_SHUFFLE = 15,      /**< int 0/1, reshuffle samples every epoch; default 1 */
-    DISRNN_TRAIN_DROP_LAST = 16     /**< int 0/1, drop a last incomplete batch; default 0 */
+    DISRNN_TRAIN_DROP_LAST = 16,    /**< int 0/1, drop a last incomplete batch; default 0 */
+    DISRNN_TRAIN_THREADS = 17       /**< int in [1, 256], threads a step runs on (the caller plus
+                                         THREADS - 1 workers the trainer starts when this is set and
+                                         keeps until it is freed); results are the same bits for every
+                                         value. A run-time resource, not a training setting: not saved
+                                         in checkpoints, not changed by disrnn_trainer_reset_settings().
+                                         Default 1. @since 0.2 */
 };
 /** @brief Optimisers. */
 enum disrnn_optimizer { DISRNN_OPTIM_ADAM = 0 /**< Adam */, DISRNN_OPTIM_ADAMW = 1 /**< AdamW (decoupled weight decay) */ };

@@ -25,7 +25,7 @@ static int write_payload(const disrnn_trainer_t *tr, disrnn__writer *w)
     disrnn__w_u64(w, (uint64_t)S);
     disrnn__w_u64(w, (uint64_t)n);
     disrnn__w_u64(w, tr->seed);
-    for (int o = 0; o < DISRNN__NUM_TRAIN_OPTIONS; o++) {
+    for (int o = 0; o < DISRNN__NUM_SAVED_TRAIN_OPTIONS; o++) {
         int is_int = 0;
         (void)disrnn_train_option_bounds(o, NULL, NULL, &is_int);
         if (is_int)
@@ -126,7 +126,7 @@ static int parse(disrnn_trainer_t *tr, disrnn__reader *r, ckpt *c, const char *p
         goto out;
     }
     c->seed = disrnn__r_u64(r);
-    for (int o = 0; o < DISRNN__NUM_TRAIN_OPTIONS; o++) {
+    for (int o = 0; o < DISRNN__NUM_SAVED_TRAIN_OPTIONS; o++) {
         int is_int = 0;
         double val;
         (void)disrnn_train_option_bounds(o, NULL, NULL, &is_int);
@@ -248,6 +248,7 @@ int disrnn_trainer_load(disrnn_trainer_t *tr, const char *path)
     dst->rng = c.model->rng;
     disrnn__model_update_scott(dst);
     tr->seed = c.seed;
+    c.set.ival[DISRNN_TRAIN_THREADS] = tr->set.ival[DISRNN_TRAIN_THREADS]; /* not saved: the trainer's own */
     tr->set = c.set;
     tr->rng = c.rng;
     tr->pr = c.pr;

@@ -25,8 +25,8 @@
  * through indices. */
 #include "objective_internal.h"
 
-#include "blas.h"
 #include "common.h"
+#include "threads.h"
 
 #include <string.h>
 
@@ -40,19 +40,33 @@
 #define DEC_JG 16
 #define EB_JG 32
 #define ENC_JG 8
+/* Tasks (see threads.h): mu by groups of ENC_COLS samples, the decoder and dB by chunks of
+ * rows_per_task(N) channels; both cuts depend on the sizes only, never on the thread count. */
+#define ENC_COLS 16
+#define MAX_ROW_TASKS 64
 /* Lines asked for ahead of the tile in use (tiles of 8 channels = one line per sample). */
 #define PF_TILES 4
 
 static size_t ks_of(size_t K) { return (K + 3) / 4 * 4; }
 static size_t pad8(size_t N) { return (N + 7) / 8 * 8; }
+/* Channels per task: 256, or more so that there are at most MAX_ROW_TASKS tasks; a multiple of 8. */
+static size_t rows_per_task(size_t N)
+{
+    const size_t r = pad8((N + MAX_ROW_TASKS - 1) / MAX_ROW_TASKS);
+    return r > 256 ? r : 256;
+}
+static size_t row_tasks(size_t N) { return (N + rows_per_task(N) - 1) / rows_per_task(N); }
 
 int disrnn__lin_supports(size_t K) { return LIN_VEC && K >= 1 && K <= 16; }
 
+/* Layout of the work space: the padded latents (KS x M), dETA (Np x DEC_JG), the k-major dB
+ * (KS x Np; B transposed before that for K <= 4), the decoder tasks' partial dz (tasks x K x M). */
 size_t disrnn__lin_work_size(size_t N, size_t K, size_t M)
 {
-    size_t a, b, c, n;
+    size_t a, b, c, d, n;
     if (N > SIZE_MAX - 8 || disrnn__mul_size(ks_of(K), M, &a) || disrnn__mul_size(pad8(N), DEC_JG, &b) ||
-        disrnn__mul_size(ks_of(K), pad8(N), &c) || disrnn__add_size(a, b, &n) || disrnn__add_size(n, c, &n))
+        disrnn__mul_size(ks_of(K), pad8(N), &c) || disrnn__mul_size(row_tasks(N) * K, M, &d) ||
+        disrnn__add_size(a, b, &n) || disrnn__add_size(n, c, &n) || disrnn__add_size(n, d, &n))
         return 0;
     return n;
 }
@@ -99,14 +113,14 @@ LIN_INLINE void enc_fwd_step(size_t KV, const lin_vd *b0, const lin_vd *b1, cons
     }
 }
 
-LIN_INLINE void enc_fwd_body(size_t KV, size_t N, size_t K, size_t M, const double *B, const double *h, size_t ldh,
-                             const size_t *cols, double *mu)
+LIN_INLINE void enc_fwd_body(size_t KV, size_t N, size_t K, size_t ja, size_t M, const double *B, const double *h,
+                             size_t ldh, const size_t *cols, double *mu)
 {
     const size_t width = 8 * KV;
     /* n < n_safe: B[:, n] read as width values stays inside B */
     const size_t n_safe = N * K >= width ? (N * K - width) / K + 1 : 0;
     const lin_vd zero = {0};
-    for (size_t j0 = 0; j0 < M; j0 += ENC_JG) {
+    for (size_t j0 = ja; j0 < M; j0 += ENC_JG) {
         const double *hc[ENC_JG];
         lin_vd acc[ENC_JG][2];
         size_t n = 0;
@@ -152,12 +166,12 @@ LIN_INLINE double lane_sum(const lin_vd *v)
     return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
 }
 
-LIN_INLINE void enc_fwd_dot(size_t N, size_t K, size_t M, const double *Bt, const double *h, size_t ldh,
+LIN_INLINE void enc_fwd_dot(size_t N, size_t K, size_t ja, size_t M, const double *Bt, const double *h, size_t ldh,
                             const size_t *cols, double *mu)
 {
     const size_t Np = pad8(N), Nf = N / 8 * 8;
     const lin_vd zero = {0};
-    for (size_t j0 = 0; j0 < M; j0 += DOT_JG) {
+    for (size_t j0 = ja; j0 < M; j0 += DOT_JG) {
         const double *hc[DOT_JG];
         lin_vd acc[4][DOT_JG];
         for (size_t t = 0; t < DOT_JG; t++) {
@@ -197,12 +211,12 @@ LIN_INLINE void enc_fwd_dot(size_t N, size_t K, size_t M, const double *Bt, cons
 
 /* One tile of 8 channels for the nc samples of a group. at: A's rows of the tile, 8 per latent
  * (a contiguous copy, so every load is at a fixed offset; zeros for padded k); zp: the group's z,
- * KS per sample (zeros past K);
- * xp[jj]: the tile's rows of sample jj; c, iv, qs, dc: the tile's channel values (qs and dc
- * accumulate); dap[k]: dA's rows (NULL for padded k); dp: dETA's rows (ld ldd). */
-LIN_INLINE void dec_tile(size_t KS, size_t nc, const double *at, const double *zp,
-                         const double *const *xp, const double *c, const double *iv, double scale, double *qs,
-                         double *dc, double *const *dap, double *dp, size_t ldd, int first, int grad)
+ * KS per sample (zeros past K); xp[jj]: the tile's rows of sample jj; c, iv, qs, dc: the tile's
+ * channel values (qs and dc accumulate); dap[k]: dA's rows (NULL for padded k); dp: dETA's rows
+ * (ld ldd). */
+LIN_INLINE void dec_tile(size_t KS, size_t nc, const double *at, const double *zp, const double *const *xp,
+                         const double *c, const double *iv, double scale, double *qs, double *dc, double *const *dap,
+                         double *dp, size_t ldd, int first, int grad)
 {
     const lin_vd zero = {0}, cv = vld(c), ivv = vld(iv);
     lin_vd da[16], qv = vld(qs), dcv = vld(dc);
@@ -236,20 +250,73 @@ LIN_INLINE void dec_tile(size_t KS, size_t nc, const double *at, const double *z
     }
 }
 
-LIN_INLINE void dec_body(size_t KS, size_t N, size_t K, size_t M, const double *A, const double *zp, const double *c,
-                         const double *iv, double scale, const double *x, size_t ldx, const size_t *cols, double *qsum,
-                         double *dc, double *dA, double *D, double *dz)
+/* out[k + jj K] = sum over the task's channels of A[n, k] dETA[n, jj] (k < K, jj < nc), the
+ * task's share of dz for one group: blocks of 4 latents x 4 samples, 8 channels per step, the
+ * lanes added in a fixed order at the end. att: the padded copy of A's last tile, for a task that
+ * holds the last channels (tail rows after Nf). */
+LIN_INLINE void dz_rows(size_t KS, size_t N, size_t K, size_t nc, const double *A, const double *D, size_t Np,
+                        size_t r0, size_t r1, size_t Nf, const double *att, double *out)
 {
-    const size_t Np = pad8(N), Nf = N / 8 * 8;
-    const int grad = dA != NULL;
-    for (size_t n = 0; n < N; n++) qsum[n] = dc[n] = 0.0;
+    const lin_vd zero = {0};
+    const size_t rf = r1 < Nf ? r1 : Nf;
+    for (size_t kb = 0; kb < KS; kb += 4)
+        for (size_t jb = 0; jb < nc; jb += 4) {
+            lin_vd acc[4][4];
+            for (size_t i = 0; i < 4; i++)
+                for (size_t q = 0; q < 4; q++) acc[i][q] = zero;
+            for (size_t n0 = r0; n0 < rf; n0 += 8) {
+                lin_vd a[4], d[4];
+                LIN_UNROLL
+                for (size_t i = 0; i < 4; i++) a[i] = kb + i < K ? vld(A + (kb + i) * N + n0) : zero;
+                LIN_UNROLL
+                for (size_t q = 0; q < 4; q++) d[q] = jb + q < nc ? vld(D + (jb + q) * Np + n0) : zero;
+                LIN_UNROLL
+                for (size_t i = 0; i < 4; i++) {
+                    LIN_UNROLL
+                    for (size_t q = 0; q < 4; q++) acc[i][q] += a[i] * d[q];
+                }
+            }
+            if (r1 > Nf && Nf < N) {
+                lin_vd a[4], d[4];
+                for (size_t i = 0; i < 4; i++) a[i] = vld(att + 8 * (kb + i));
+                for (size_t q = 0; q < 4; q++) d[q] = jb + q < nc ? vld(D + (jb + q) * Np + Nf) : zero;
+                for (size_t i = 0; i < 4; i++)
+                    for (size_t q = 0; q < 4; q++) acc[i][q] += a[i] * d[q];
+            }
+            for (size_t i = 0; i < 4 && kb + i < K; i++)
+                for (size_t q = 0; q < 4 && jb + q < nc; q++) out[(kb + i) + (jb + q) * K] = lane_sum(&acc[i][q]);
+        }
+}
+
+typedef struct dec_ctx {
+    size_t N, K, M;
+    const double *A, *zp, *c, *iv, *x;
+    size_t ldx;
+    const size_t *cols;
+    double scale;
+    double *qsum, *dc, *dA, *D, *dzp;
+} dec_ctx;
+
+/* Task t: channels [t R, (t + 1) R) for every sample; its share of dz goes to dzp[t]. */
+LIN_INLINE void dec_task_body(size_t KS, const dec_ctx *cx, size_t t)
+{
+    const size_t N = cx->N, K = cx->K, M = cx->M, Np = pad8(N), Nf = N / 8 * 8, R = rows_per_task(N);
+    const size_t r0 = t * R, r1 = N - r0 < R ? N : r0 + R;
+    const int grad = cx->dA != NULL;
+    const double *A = cx->A, *x = cx->x;
+    double *dA = cx->dA, *D = cx->D;
+    double at[16 * 8] __attribute__((aligned(64))), att[16 * 8] __attribute__((aligned(64)));
+    for (size_t n = r0; n < r1; n++) cx->qsum[n] = cx->dc[n] = 0.0;
+    memset(att, 0, sizeof att);
+    if (r1 > Nf)
+        for (size_t k = 0; k < K; k++) memcpy(att + 8 * k, A + k * N + Nf, (N - Nf) * sizeof(double));
     for (size_t j0 = 0; j0 < M; j0 += DEC_JG) {
         const size_t nc = M - j0 < DEC_JG ? M - j0 : DEC_JG;
         const double *xc[DEC_JG], *xp[DEC_JG];
-        double *dap[16], at[16 * 8] __attribute__((aligned(64)));
-        for (size_t jj = 0; jj < nc; jj++) xc[jj] = colp(x, ldx, cols, j0 + jj);
-        ahead_group(x, ldx, cols, j0 + DEC_JG, j0 + 2 * DEC_JG < M ? j0 + 2 * DEC_JG : M, N);
-        for (size_t n0 = 0; n0 < Nf; n0 += 8) {
+        double *dap[16];
+        for (size_t jj = 0; jj < nc; jj++) xc[jj] = colp(x, cx->ldx, cx->cols, j0 + jj) + r0;
+        ahead_group(x + r0, cx->ldx, cx->cols, j0 + DEC_JG, j0 + 2 * DEC_JG < M ? j0 + 2 * DEC_JG : M, r1 - r0);
+        for (size_t n0 = r0; n0 < r1 && n0 < Nf; n0 += 8) {
             for (size_t k = 0; k < KS; k++) {
                 if (k < K)
                     memcpy(at + 8 * k, A + k * N + n0, 8 * sizeof(double));
@@ -258,40 +325,38 @@ LIN_INLINE void dec_body(size_t KS, size_t N, size_t K, size_t M, const double *
                 dap[k] = grad && k < K ? dA + k * N + n0 : NULL;
             }
             for (size_t jj = 0; jj < nc; jj++) {
-                xp[jj] = xc[jj] + n0;
-                if (n0 + 8 * PF_TILES < N) ahead(xc[jj] + n0 + 8 * PF_TILES);
+                xp[jj] = xc[jj] + (n0 - r0);
+                if (n0 + 8 * PF_TILES < r1) ahead(xp[jj] + 8 * PF_TILES);
             }
-            dec_tile(KS, nc, at, zp + j0 * KS, xp, c + n0, iv + n0, scale, qsum + n0, dc + n0, dap, D + n0, Np,
-                     j0 == 0, grad);
+            dec_tile(KS, nc, at, cx->zp + j0 * KS, xp, cx->c + n0, cx->iv + n0, cx->scale, cx->qsum + n0, cx->dc + n0,
+                     dap, D + n0, Np, j0 == 0, grad);
         }
-        if (Nf < N) {
+        if (r1 > Nf) {
             /* the last channels through padded copies: padded rows have x = c = 0, A = 0 and
              * 1 / sigma^2 = 0, so they add exact zeros */
-            const size_t rem = N - Nf, bytes = rem * sizeof(double);
+            const size_t bytes = (N - Nf) * sizeof(double);
             double dat[16][8], xt[DEC_JG][8], ct[8] = {0}, ivt[8] = {0}, qt[8] = {0}, dct[8] = {0};
-            memset(at, 0, sizeof at);
             memset(dat, 0, sizeof dat);
             memset(xt, 0, sizeof xt);
             for (size_t k = 0; k < KS; k++) {
-                if (k < K) memcpy(at + 8 * k, A + k * N + Nf, bytes);
                 if (k < K && grad && j0 > 0) memcpy(dat[k], dA + k * N + Nf, bytes);
                 dap[k] = grad && k < K ? dat[k] : NULL;
             }
             for (size_t jj = 0; jj < nc; jj++) {
-                memcpy(xt[jj], xc[jj] + Nf, bytes);
+                memcpy(xt[jj], xc[jj] + (Nf - r0), bytes);
                 xp[jj] = xt[jj];
             }
-            memcpy(ct, c + Nf, bytes);
-            memcpy(ivt, iv + Nf, bytes);
-            memcpy(qt, qsum + Nf, bytes);
-            memcpy(dct, dc + Nf, bytes);
-            dec_tile(KS, nc, at, zp + j0 * KS, xp, ct, ivt, scale, qt, dct, dap, D + Nf, Np, j0 == 0, grad);
-            memcpy(qsum + Nf, qt, bytes);
-            memcpy(dc + Nf, dct, bytes);
+            memcpy(ct, cx->c + Nf, bytes);
+            memcpy(ivt, cx->iv + Nf, bytes);
+            memcpy(qt, cx->qsum + Nf, bytes);
+            memcpy(dct, cx->dc + Nf, bytes);
+            dec_tile(KS, nc, att, cx->zp + j0 * KS, xp, ct, ivt, cx->scale, qt, dct, dap, D + Nf, Np, j0 == 0, grad);
+            memcpy(cx->qsum + Nf, qt, bytes);
+            memcpy(cx->dc + Nf, dct, bytes);
             if (grad)
                 for (size_t k = 0; k < K; k++) memcpy(dA + k * N + Nf, dat[k], bytes);
         }
-        if (grad) disrnn__gemm(1, 0, K, nc, N, 1.0, A, N, D, Np, 0.0, dz + j0 * K, K);
+        if (grad) dz_rows(KS, N, K, nc, A, D, Np, r0, r1, Nf, att, cx->dzp + t * K * M + j0 * K);
     }
 }
 
@@ -315,34 +380,64 @@ LIN_INLINE void encb_tile(size_t KS, size_t nc, const double *dmp, const double 
     for (size_t k = 0; k < KS; k++) vst(out + k * Np, acc[k]);
 }
 
-LIN_INLINE void enc_bwd_body(size_t KS, size_t N, size_t K, size_t M, const double *dmp, const double *h, size_t ldh,
-                             const size_t *cols, double *dB, double *dBt)
+typedef struct encb_ctx {
+    size_t N, K, M;
+    const double *dmp, *h;
+    size_t ldh;
+    const size_t *cols;
+    double *dB, *dBt;
+} encb_ctx;
+
+/* Task t: dB for channels [t R, (t + 1) R). */
+LIN_INLINE void encb_task_body(size_t KS, const encb_ctx *cx, size_t t)
 {
-    const size_t Np = pad8(N), Nf = N / 8 * 8;
+    const size_t N = cx->N, K = cx->K, M = cx->M, Np = pad8(N), Nf = N / 8 * 8, R = rows_per_task(N);
+    const size_t r0 = t * R, r1 = N - r0 < R ? N : r0 + R;
+    double *dBt = cx->dBt;
     for (size_t j0 = 0; j0 < M; j0 += EB_JG) {
         const size_t nc = M - j0 < EB_JG ? M - j0 : EB_JG;
         const double *hc[EB_JG], *hp[EB_JG];
-        for (size_t jj = 0; jj < nc; jj++) hc[jj] = colp(h, ldh, cols, j0 + jj);
-        ahead_group(h, ldh, cols, j0 + EB_JG, j0 + 2 * EB_JG < M ? j0 + 2 * EB_JG : M, N);
-        for (size_t n0 = 0; n0 < Nf; n0 += 8) {
+        for (size_t jj = 0; jj < nc; jj++) hc[jj] = colp(cx->h, cx->ldh, cx->cols, j0 + jj) + r0;
+        ahead_group(cx->h + r0, cx->ldh, cx->cols, j0 + EB_JG, j0 + 2 * EB_JG < M ? j0 + 2 * EB_JG : M, r1 - r0);
+        for (size_t n0 = r0; n0 < r1 && n0 < Nf; n0 += 8) {
             for (size_t jj = 0; jj < nc; jj++) {
-                hp[jj] = hc[jj] + n0;
-                if (n0 + 8 * PF_TILES < N) ahead(hc[jj] + n0 + 8 * PF_TILES);
+                hp[jj] = hc[jj] + (n0 - r0);
+                if (n0 + 8 * PF_TILES < r1) ahead(hp[jj] + 8 * PF_TILES);
             }
-            encb_tile(KS, nc, dmp + j0 * KS, hp, dBt + n0, Np, j0 == 0);
+            encb_tile(KS, nc, cx->dmp + j0 * KS, hp, dBt + n0, Np, j0 == 0);
         }
-        if (Nf < N) {
+        if (r1 > Nf) {
             double ht[EB_JG][8];
             memset(ht, 0, sizeof ht);
             for (size_t jj = 0; jj < nc; jj++) {
-                memcpy(ht[jj], hc[jj] + Nf, (N - Nf) * sizeof(double));
+                memcpy(ht[jj], hc[jj] + (Nf - r0), (N - Nf) * sizeof(double));
                 hp[jj] = ht[jj];
             }
-            encb_tile(KS, nc, dmp + j0 * KS, hp, dBt + Nf, Np, j0 == 0);
+            encb_tile(KS, nc, cx->dmp + j0 * KS, hp, dBt + Nf, Np, j0 == 0);
         }
     }
-    for (size_t n = 0; n < N; n++)
-        for (size_t k = 0; k < K; k++) dB[k + n * K] = dBt[k * Np + n];
+    for (size_t n = r0; n < r1; n++)
+        for (size_t k = 0; k < K; k++) cx->dB[k + n * K] = dBt[k * Np + n];
+}
+
+typedef struct encf_ctx {
+    size_t N, K, M;
+    const double *B, *Bt, *h;
+    size_t ldh;
+    const size_t *cols;
+    double *mu;
+} encf_ctx;
+
+/* Task t: mu for samples [t ENC_COLS, (t + 1) ENC_COLS). */
+LIN_INLINE void encf_task_body(const encf_ctx *cx, size_t t)
+{
+    const size_t ja = t * ENC_COLS, jb = cx->M - ja < ENC_COLS ? cx->M : ja + ENC_COLS;
+    if (cx->K <= 4)
+        enc_fwd_dot(cx->N, cx->K, ja, jb, cx->Bt, cx->h, cx->ldh, cx->cols, cx->mu);
+    else if (cx->K <= 8)
+        enc_fwd_body(1, cx->N, cx->K, ja, jb, cx->B, cx->h, cx->ldh, cx->cols, cx->mu);
+    else
+        enc_fwd_body(2, cx->N, cx->K, ja, jb, cx->B, cx->h, cx->ldh, cx->cols, cx->mu);
 }
 
 /* ---- one copy per instruction set ---------------------------------------------------------- */
@@ -356,33 +451,18 @@ LIN_INLINE void enc_bwd_body(size_t KS, size_t N, size_t K, size_t M, const doub
     }
 
 #define LIN_DEFINE(suffix, attr)                                                                             \
-    attr static void enc_fwd_##suffix(size_t N, size_t K, size_t M, const double *B, const double *h,        \
-                                      size_t ldh, const size_t *cols, double *mu, const double *Bt)          \
+    attr static void encf_task_##suffix(void *ctx, size_t t) { encf_task_body((const encf_ctx *)ctx, t); }   \
+    attr static void dec_task_##suffix(void *ctx, size_t t)                                                  \
     {                                                                                                        \
-        if (K <= 4)                                                                                          \
-            enc_fwd_dot(N, K, M, Bt, h, ldh, cols, mu);                                                      \
-        else if (K <= 8)                                                                                     \
-            enc_fwd_body(1, N, K, M, B, h, ldh, cols, mu);                                                   \
-        else                                                                                                 \
-            enc_fwd_body(2, N, K, M, B, h, ldh, cols, mu);                                                   \
+        const dec_ctx *cx = (const dec_ctx *)ctx;                                                            \
+        LIN_KS_SWITCH(ks_of(cx->K), dec_task_body(4, cx, t), dec_task_body(8, cx, t),                        \
+                      dec_task_body(12, cx, t), dec_task_body(16, cx, t))                                    \
     }                                                                                                        \
-    attr static void dec_##suffix(size_t N, size_t K, size_t M, const double *A, const double *zp,           \
-                                  const double *c, const double *iv, double scale, const double *x,          \
-                                  size_t ldx, const size_t *cols, double *qsum, double *dc, double *dA,      \
-                                  double *D, double *dz)                                                     \
+    attr static void encb_task_##suffix(void *ctx, size_t t)                                                 \
     {                                                                                                        \
-        LIN_KS_SWITCH(ks_of(K), dec_body(4, N, K, M, A, zp, c, iv, scale, x, ldx, cols, qsum, dc, dA, D, dz), \
-                      dec_body(8, N, K, M, A, zp, c, iv, scale, x, ldx, cols, qsum, dc, dA, D, dz),          \
-                      dec_body(12, N, K, M, A, zp, c, iv, scale, x, ldx, cols, qsum, dc, dA, D, dz),         \
-                      dec_body(16, N, K, M, A, zp, c, iv, scale, x, ldx, cols, qsum, dc, dA, D, dz))         \
-    }                                                                                                        \
-    attr static void enc_bwd_##suffix(size_t N, size_t K, size_t M, const double *dmp, const double *h,      \
-                                      size_t ldh, const size_t *cols, double *dB, double *dBt)               \
-    {                                                                                                        \
-        LIN_KS_SWITCH(ks_of(K), enc_bwd_body(4, N, K, M, dmp, h, ldh, cols, dB, dBt),                        \
-                      enc_bwd_body(8, N, K, M, dmp, h, ldh, cols, dB, dBt),                                  \
-                      enc_bwd_body(12, N, K, M, dmp, h, ldh, cols, dB, dBt),                                 \
-                      enc_bwd_body(16, N, K, M, dmp, h, ldh, cols, dB, dBt))                                 \
+        const encb_ctx *cx = (const encb_ctx *)ctx;                                                          \
+        LIN_KS_SWITCH(ks_of(cx->K), encb_task_body(4, cx, t), encb_task_body(8, cx, t),                      \
+                      encb_task_body(12, cx, t), encb_task_body(16, cx, t))                                  \
     }
 
 /* FMA contraction is asked for here only, as in penalty_pc.c. */
@@ -419,6 +499,13 @@ static int lin_isa(int isa)
     return isa >= 0 && isa <= best ? isa : best;
 }
 
+/* The task function of a kernel for an instruction set. */
+#if LIN_X86
+#define LIN_PICK(isa, name) ((isa) == 2 ? name##_avx512 : (isa) == 1 ? name##_avx2 : name##_base)
+#else
+#define LIN_PICK(isa, name) ((void)(isa), name##_base)
+#endif
+
 #endif /* LIN_VEC */
 
 int disrnn__lin_isa_count(void)
@@ -441,61 +528,86 @@ static double *pad_latents(size_t K, size_t M, const double *z, double *zp)
     return zp;
 }
 
-void disrnn__lin_enc_fwd(int isa, size_t N, size_t K, size_t M, const double *B, const double *h, size_t ldh,
-                         const size_t *cols, double *mu, double *work)
+void disrnn__lin_enc_fwd(int isa, disrnn__pool *pool, size_t N, size_t K, size_t M, const double *B, const double *h,
+                         size_t ldh, const size_t *cols, double *mu, double *work)
 {
 #if LIN_VEC
     const size_t Np = pad8(N);
     double *Bt = work + ks_of(K) * M + Np * DEC_JG; /* the dB buffer, free until the backward pass */
+    encf_ctx cx;
     if (K <= 4) {
         memset(Bt, 0, 4 * Np * sizeof(double));
         for (size_t n = 0; n < N; n++)
             for (size_t k = 0; k < K; k++) Bt[k * Np + n] = B[k + n * K];
     }
-    switch (lin_isa(isa)) {
-#if LIN_X86
-    case 2: enc_fwd_avx512(N, K, M, B, h, ldh, cols, mu, Bt); return;
-    case 1: enc_fwd_avx2(N, K, M, B, h, ldh, cols, mu, Bt); return;
-#endif
-    default: enc_fwd_base(N, K, M, B, h, ldh, cols, mu, Bt); return;
-    }
+    cx.N = N;
+    cx.K = K;
+    cx.M = M;
+    cx.B = B;
+    cx.Bt = Bt;
+    cx.h = h;
+    cx.ldh = ldh;
+    cx.cols = cols;
+    cx.mu = mu;
+    disrnn__pool_run(pool, (M + ENC_COLS - 1) / ENC_COLS, LIN_PICK(lin_isa(isa), encf_task), &cx);
 #else
-    (void)isa, (void)N, (void)K, (void)M, (void)B, (void)h, (void)ldh, (void)cols, (void)mu, (void)work;
+    (void)isa, (void)pool, (void)N, (void)K, (void)M, (void)B, (void)h, (void)ldh, (void)cols, (void)mu, (void)work;
 #endif
 }
 
-void disrnn__lin_dec_gauss(int isa, size_t N, size_t K, size_t M, const double *A, const double *z, const double *c,
-                           const double *inv_var, double scale, const double *x, size_t ldx, const size_t *cols,
-                           double *qsum, double *dc, double *dA, double *dz, double *work)
+void disrnn__lin_dec_gauss(int isa, disrnn__pool *pool, size_t N, size_t K, size_t M, const double *A,
+                           const double *z, const double *c, const double *inv_var, double scale, const double *x,
+                           size_t ldx, const size_t *cols, double *qsum, double *dc, double *dA, double *dz,
+                           double *work)
 {
 #if LIN_VEC
-    double *zp = pad_latents(K, M, z, work), *D = work + ks_of(K) * M;
-    switch (lin_isa(isa)) {
-#if LIN_X86
-    case 2: dec_avx512(N, K, M, A, zp, c, inv_var, scale, x, ldx, cols, qsum, dc, dA, D, dz); return;
-    case 1: dec_avx2(N, K, M, A, zp, c, inv_var, scale, x, ldx, cols, qsum, dc, dA, D, dz); return;
-#endif
-    default: dec_base(N, K, M, A, zp, c, inv_var, scale, x, ldx, cols, qsum, dc, dA, D, dz); return;
+    const size_t T = row_tasks(N);
+    dec_ctx cx;
+    cx.N = N;
+    cx.K = K;
+    cx.M = M;
+    cx.A = A;
+    cx.zp = pad_latents(K, M, z, work);
+    cx.c = c;
+    cx.iv = inv_var;
+    cx.x = x;
+    cx.ldx = ldx;
+    cx.cols = cols;
+    cx.scale = scale;
+    cx.qsum = qsum;
+    cx.dc = dc;
+    cx.dA = dA;
+    cx.D = work + ks_of(K) * M;
+    cx.dzp = cx.D + pad8(N) * DEC_JG + ks_of(K) * pad8(N);
+    disrnn__pool_run(pool, T, LIN_PICK(lin_isa(isa), dec_task), &cx);
+    if (dA) {
+        /* the tasks' shares of dz, added in task order */
+        memcpy(dz, cx.dzp, K * M * sizeof(double));
+        for (size_t t = 1; t < T; t++)
+            for (size_t i = 0; i < K * M; i++) dz[i] += cx.dzp[t * K * M + i];
     }
 #else
-    (void)isa, (void)N, (void)K, (void)M, (void)A, (void)z, (void)c, (void)inv_var, (void)scale, (void)x, (void)ldx;
-    (void)cols, (void)qsum, (void)dc, (void)dA, (void)dz, (void)work, (void)pad_latents;
+    (void)isa, (void)pool, (void)N, (void)K, (void)M, (void)A, (void)z, (void)c, (void)inv_var, (void)scale, (void)x;
+    (void)ldx, (void)cols, (void)qsum, (void)dc, (void)dA, (void)dz, (void)work, (void)pad_latents;
 #endif
 }
 
-void disrnn__lin_enc_bwd(int isa, size_t N, size_t K, size_t M, const double *dmu, const double *h, size_t ldh,
-                         const size_t *cols, double *dB, double *work)
+void disrnn__lin_enc_bwd(int isa, disrnn__pool *pool, size_t N, size_t K, size_t M, const double *dmu,
+                         const double *h, size_t ldh, const size_t *cols, double *dB, double *work)
 {
 #if LIN_VEC
-    double *dmp = pad_latents(K, M, dmu, work), *dBt = work + ks_of(K) * M + pad8(N) * DEC_JG;
-    switch (lin_isa(isa)) {
-#if LIN_X86
-    case 2: enc_bwd_avx512(N, K, M, dmp, h, ldh, cols, dB, dBt); return;
-    case 1: enc_bwd_avx2(N, K, M, dmp, h, ldh, cols, dB, dBt); return;
-#endif
-    default: enc_bwd_base(N, K, M, dmp, h, ldh, cols, dB, dBt); return;
-    }
+    encb_ctx cx;
+    cx.N = N;
+    cx.K = K;
+    cx.M = M;
+    cx.dmp = pad_latents(K, M, dmu, work);
+    cx.h = h;
+    cx.ldh = ldh;
+    cx.cols = cols;
+    cx.dB = dB;
+    cx.dBt = work + ks_of(K) * M + pad8(N) * DEC_JG;
+    disrnn__pool_run(pool, row_tasks(N), LIN_PICK(lin_isa(isa), encb_task), &cx);
 #else
-    (void)isa, (void)N, (void)K, (void)M, (void)dmu, (void)h, (void)ldh, (void)cols, (void)dB, (void)work;
+    (void)isa, (void)pool, (void)N, (void)K, (void)M, (void)dmu, (void)h, (void)ldh, (void)cols, (void)dB, (void)work;
 #endif
 }

@@ -6,6 +6,7 @@
 
 #include "common.h"
 #include "rng.h"
+#include "threads.h"
 
 #define DISRNN__NUM_BLOCKS 8
 #define DISRNN__NUM_TERMS 5
@@ -84,9 +85,10 @@ double disrnn__log_softplus(double eta);
  *  must already be validated. terms has DISRNN__NUM_TERMS entries; grad n_params or NULL.
  *  cols NULL: column j of x and h at x + j ldx and h + j ldh. cols non-NULL (only when
  *  disrnn__loss_takes_cols(m) and mask is NULL): column j at x + cols[j] ldx and h + cols[j] ldh,
- *  read in place in cache-sized blocks instead of being gathered first; same bits either way. */
-int disrnn__loss(disrnn_model_t *m, size_t M, const double *x, size_t ldx, const double *h, size_t ldh,
-                 const size_t *cols, const double *u, size_t ldu, const uint8_t *mask, size_t ldmask, const double *eps,
+ *  read in place in cache-sized blocks instead of being gathered first; same bits either way.
+ *  pool: worker threads for the large kernels (NULL: the calling thread); same bits either way. */
+int disrnn__loss(disrnn_model_t *m, disrnn__pool *pool, size_t M, const double *x, size_t ldx, const double *h,
+                 size_t ldh, const size_t *cols, const double *u, size_t ldu, const uint8_t *mask, size_t ldmask, const double *eps,
                  size_t ldeps, double *terms, double *grad);
 /** Whether disrnn__loss() accepts indexed columns for this model (Gaussian identity link, no
  *  known inputs); the batch must also have no mask. */

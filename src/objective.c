@@ -270,9 +270,9 @@ static const double *h_cols(const double *h, size_t ldh, const size_t *cols, siz
     return buf;
 }
 
-int disrnn__loss(disrnn_model_t *m, size_t M, const double *x, size_t ldx, const double *h, size_t ldh,
-                 const size_t *cols, const double *u, size_t ldu, const uint8_t *mask, size_t ldmask, const double *eps,
-                 size_t ldeps, double *terms, double *grad)
+int disrnn__loss(disrnn_model_t *m, disrnn__pool *pool, size_t M, const double *x, size_t ldx, const double *h,
+                 size_t ldh, const size_t *cols, const double *u, size_t ldu, const uint8_t *mask, size_t ldmask,
+                 const double *eps, size_t ldeps, double *terms, double *grad)
 {
     const disrnn__spec *sp = &m->spec;
     const size_t N = sp->N, K = sp->K, P = sp->P, G = sp->G;
@@ -322,7 +322,7 @@ int disrnn__loss(disrnn_model_t *m, size_t M, const double *x, size_t ldx, const
      * kernels; otherwise BLAS in groups of R samples (a gathered group stays in cache; the same
      * groups with or without cols, so the same bits) */
     if (lin) {
-        disrnn__lin_enc_fwd(-1, N, K, M, m->blk[DISRNN_BLOCK_B], h, ldh, cols, ws->mu, ws->lin_work);
+        disrnn__lin_enc_fwd(-1, pool, N, K, M, m->blk[DISRNN_BLOCK_B], h, ldh, cols, ws->mu, ws->lin_work);
     } else {
         for (size_t j0 = 0; j0 < M; j0 += R) {
             const size_t nc = M - j0 < R ? M - j0 : R;
@@ -351,7 +351,7 @@ int disrnn__loss(disrnn_model_t *m, size_t M, const double *x, size_t ldx, const
             rho_sum += rho[n];
         }
         if (lin) {
-            disrnn__lin_dec_gauss(-1, N, K, M, A, ws->z, c, ws->inv_var, inv_m, x, ldx, cols, ws->qsum, dc,
+            disrnn__lin_dec_gauss(-1, pool, N, K, M, A, ws->z, c, ws->inv_var, inv_m, x, ldx, cols, ws->qsum, dc,
                                   grad ? grad + m->off[DISRNN_BLOCK_A] : NULL, ws->dz, ws->lin_work);
         } else {
         for (size_t n = 0; n < N; n++) ws->qsum[n] = dc[n] = 0.0;
@@ -408,7 +408,7 @@ int disrnn__loss(disrnn_model_t *m, size_t M, const double *x, size_t ldx, const
         if (pc_grad)
             for (size_t i = 0; i < K * M; i++) ws->dmu[i] += beta * ws->pc_dmu[i];
         if (lin)
-            disrnn__lin_enc_bwd(-1, N, K, M, ws->dmu, h, ldh, cols, grad + m->off[DISRNN_BLOCK_B], ws->lin_work);
+            disrnn__lin_enc_bwd(-1, pool, N, K, M, ws->dmu, h, ldh, cols, grad + m->off[DISRNN_BLOCK_B], ws->lin_work);
         else
             for (size_t j0 = 0; j0 < M; j0 += R) {
                 const size_t nc = M - j0 < R ? M - j0 : R;
@@ -530,5 +530,5 @@ int disrnn_model_loss(disrnn_model_t *model, size_t n_samples, const double *x, 
         return disrnn__fail(b, DISRNN_ERR_NONFINITE, "The known input u of sample %zu is not finite.", col);
     if (eps && (col = first_nonfinite_col(eps, K, M, ldeps)) < M)
         return disrnn__fail(b, DISRNN_ERR_NONFINITE, "The noise eps of sample %zu is not finite.", col);
-    return disrnn__loss(model, M, x, ldx, h, ldh, NULL, u, ldu, mask, ldmask, eps, ldeps, terms, grad);
+    return disrnn__loss(model, NULL, M, x, ldx, h, ldh, NULL, u, ldu, mask, ldmask, eps, ldeps, terms, grad);
 }

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "threads.h"
+
 /* observation.c */
 
 /** Negative log-likelihood of an N x M batch under observation model obs (a ::disrnn_obs),
@@ -42,7 +44,9 @@ double disrnn__pc(size_t K, size_t M, const double *mu, const double *z, const d
                   double *dlog_s);
 
 /* linear_kernels.c: the encoder and decoder products as fused vector kernels (K <= 16). Sample j
- * of x or h is at base + cols[j] ld (base + j ld when cols is NULL); N channels each. isa picks
+ * of x or h is at base + cols[j] ld (base + j ld when cols is NULL); N channels each. The work is
+ * cut into tasks run on pool (NULL: on the calling thread), the same bits for any thread count.
+ * isa picks
  * the copy: -1 the best the CPU has, else 0 (baseline), 1 (AVX2 + FMA) or 2 (AVX-512), for
  * tests; a copy the CPU lacks falls back to the best. */
 
@@ -56,19 +60,20 @@ int disrnn__lin_supports(size_t K);
 size_t disrnn__lin_work_size(size_t N, size_t K, size_t M);
 
 /** mu = B h (K x M, ld K; B is K x N, ld K). */
-void disrnn__lin_enc_fwd(int isa, size_t N, size_t K, size_t M, const double *B, const double *h, size_t ldh,
-                         const size_t *cols, double *mu, double *work);
+void disrnn__lin_enc_fwd(int isa, disrnn__pool *pool, size_t N, size_t K, size_t M, const double *B, const double *h,
+                         size_t ldh, const size_t *cols, double *mu, double *work);
 
 /** Decoder and Gaussian likelihood (identity link, no mask) with its gradients, in one pass:
  *  eta = A z + c (A: N x K, ld N; z: K x M, ld K), r = x - eta, q = r^2 inv_var, dETA = -scale r
  *  inv_var. qsum[n] = sum_j q_nj and dc[n] = sum_j dETA_nj (both overwritten). When dA is
  *  non-NULL: dA = dETA z^T (N x K, ld N, overwritten) and dz = A^T dETA (K x M, ld K). */
-void disrnn__lin_dec_gauss(int isa, size_t N, size_t K, size_t M, const double *A, const double *z, const double *c,
-                           const double *inv_var, double scale, const double *x, size_t ldx, const size_t *cols,
-                           double *qsum, double *dc, double *dA, double *dz, double *work);
+void disrnn__lin_dec_gauss(int isa, disrnn__pool *pool, size_t N, size_t K, size_t M, const double *A,
+                           const double *z, const double *c, const double *inv_var, double scale, const double *x,
+                           size_t ldx, const size_t *cols, double *qsum, double *dc, double *dA, double *dz,
+                           double *work);
 
 /** dB = dmu h^T (K x N, ld K, overwritten; dmu K x M, ld K). */
-void disrnn__lin_enc_bwd(int isa, size_t N, size_t K, size_t M, const double *dmu, const double *h, size_t ldh,
-                         const size_t *cols, double *dB, double *work);
+void disrnn__lin_enc_bwd(int isa, disrnn__pool *pool, size_t N, size_t K, size_t M, const double *dmu,
+                         const double *h, size_t ldh, const size_t *cols, double *dB, double *work);
 
 #endif

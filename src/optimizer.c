@@ -153,12 +153,49 @@ static void adam_consts(const disrnn__adam *o, int64_t step, adam_c *c)
     c->decay = o->adamw ? 1.0 - o->lr * o->weight_decay : 1.0;
 }
 
-int disrnn__adam_update(const disrnn__adam *o, size_t n, double *theta, double *theta_old, const double *grad,
-                        const double *m, const double *v, double *m_out, double *v_out, int64_t step)
-{
+/* Tasks: at least 16384 parameters (a multiple of AD_BLOCK) and at most AD_TASKS of them. */
+#define AD_TASKS 64
+typedef struct adam_ctx {
+    adam_fn fn;
     adam_c c;
-    adam_consts(o, step, &c);
-    return (adam_pick()(&c, n, theta, theta_old, grad, m, v, m_out, v_out) >> 63) == 0;
+    size_t n, per;
+    double *theta, *theta_old, *m_out, *v_out;
+    const double *grad, *m, *v;
+    uint64_t bad[AD_TASKS];
+} adam_ctx;
+
+static void adam_task(void *ctx, size_t t)
+{
+    adam_ctx *a = (adam_ctx *)ctx;
+    const size_t i0 = t * a->per, len = a->n - i0 < a->per ? a->n - i0 : a->per;
+    a->bad[t] = a->fn(&a->c, len, a->theta + i0, a->theta_old + i0, a->grad + i0, a->m + i0, a->v + i0,
+                      a->m_out + i0, a->v_out + i0);
+}
+
+int disrnn__adam_update(const disrnn__adam *o, disrnn__pool *pool, size_t n, double *theta, double *theta_old,
+                        const double *grad, const double *m, const double *v, double *m_out, double *v_out,
+                        int64_t step)
+{
+    adam_ctx a;
+    size_t tasks, per = (n + AD_TASKS - 1) / AD_TASKS;
+    uint64_t bad = 0;
+    per = (per + AD_BLOCK - 1) / AD_BLOCK * AD_BLOCK;
+    if (per < 16384) per = 16384;
+    tasks = n ? (n + per - 1) / per : 0;
+    adam_consts(o, step, &a.c);
+    a.fn = adam_pick();
+    a.n = n;
+    a.per = per;
+    a.theta = theta;
+    a.theta_old = theta_old;
+    a.grad = grad;
+    a.m = m;
+    a.v = v;
+    a.m_out = m_out;
+    a.v_out = v_out;
+    disrnn__pool_run(pool, tasks, adam_task, &a);
+    for (size_t t = 0; t < tasks; t++) bad |= a.bad[t];
+    return (bad >> 63) == 0;
 }
 
 void disrnn__adam_step(const disrnn__adam *o, size_t n, double *theta, const double *grad, double *m, double *v,

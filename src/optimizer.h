@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "threads.h"
+
 typedef struct disrnn__adam {
     int adamw;
     double lr, beta1, beta2, eps, weight_decay;
@@ -17,9 +19,11 @@ void disrnn__adam_step(const disrnn__adam *o, size_t n, double *theta, const dou
  *  updated in place after its old values are copied to theta_old; the new moments go to m_out and
  *  v_out (m and v are only read). All seven arrays must be distinct. Returns 1 when every new
  *  parameter and moment is finite, 0 otherwise (the caller then restores theta from theta_old and
- *  keeps m and v). One pass over the arrays, vectorised. */
-int disrnn__adam_update(const disrnn__adam *o, size_t n, double *theta, double *theta_old, const double *grad,
-                        const double *m, const double *v, double *m_out, double *v_out, int64_t step);
+ *  keeps m and v). One pass over the arrays, vectorised, in tasks of a fixed size run on pool
+ *  (NULL: the calling thread); every value is computed alone, so threads change no bit. */
+int disrnn__adam_update(const disrnn__adam *o, disrnn__pool *pool, size_t n, double *theta, double *theta_old,
+                        const double *grad, const double *m, const double *v, double *m_out, double *v_out,
+                        int64_t step);
 /** 1 when all n values are finite (no early exit: vectorised). */
 int disrnn__finite_vec(const double *a, size_t n);
 /** Global 2-norm of g. */

@@ -49,6 +49,7 @@ static const setting_info settings[DISRNN__NUM_TRAIN_OPTIONS] = {
     /* KEEP_BEST */ {1, 0, 1, 0},
     /* SHUFFLE */ {1, 0, 1, 1},
     /* DROP_LAST */ {1, 0, 1, 0},
+    /* THREADS */ {1, 1, 256, 1},
 };
 
 int disrnn_train_option_bounds(int option, double *lo, double *hi, int *is_int)
@@ -157,6 +158,7 @@ void disrnn_trainer_free(disrnn_trainer_t *tr)
     disrnn__free(&al, tr->m_new);
     disrnn__free(&al, tr->v_new);
     free_batch(&al, tr);
+    disrnn__pool_free(tr->pool);
     disrnn__free(&al, tr);
 }
 
@@ -232,7 +234,7 @@ int disrnn_trainer_set_progress(disrnn_trainer_t *tr, disrnn_progress_fn fn, voi
 
 static const char *const setting_names[DISRNN__NUM_TRAIN_OPTIONS] = {
     "OPTIMIZER", "LR", "BETA1", "BETA2", "EPS", "WEIGHT_DECAY", "BATCH_SIZE", "EPOCHS", "MAX_STEPS",
-    "CLIP_NORM", "SCHEDULE", "LR_GAMMA", "LR_MIN", "PATIENCE", "KEEP_BEST", "SHUFFLE", "DROP_LAST"};
+    "CLIP_NORM", "SCHEDULE", "LR_GAMMA", "LR_MIN", "PATIENCE", "KEEP_BEST", "SHUFFLE", "DROP_LAST", "THREADS"};
 
 static int check_option(const disrnn_trainer_t *tr, int option, int is_int)
 {
@@ -256,6 +258,15 @@ int disrnn_trainer_set_int(disrnn_trainer_t *tr, int option, int64_t value)
     if (option == DISRNN_TRAIN_BATCH_SIZE) {
         if (disrnn__trainer_reserve(tr, (size_t)value) != DISRNN_OK)
             return disrnn__fail(&tr->base, DISRNN_ERR_NOMEM, "Out of memory for a batch of %lld samples.", (long long)value);
+    }
+    if (option == DISRNN_TRAIN_THREADS && value != tr->set.ival[option]) {
+        /* the new workers start before the old ones stop, so a failure changes nothing */
+        disrnn__pool *p = NULL;
+        if (value > 1 && !(p = disrnn__pool_create(&tr->base.al, (size_t)value)))
+            return disrnn__fail(&tr->base, DISRNN_ERR_NOMEM, "Could not start %lld threads (out of memory or threads).",
+                                (long long)value);
+        disrnn__pool_free(tr->pool);
+        tr->pool = p;
     }
     tr->set.ival[option] = value;
     return DISRNN_OK;
@@ -298,6 +309,7 @@ int disrnn_trainer_reset_settings(disrnn_trainer_t *tr)
     disrnn__train_settings s;
     if (!tr) return DISRNN_ERR_INVALID_ARG;
     settings_default(&s);
+    s.ival[DISRNN_TRAIN_THREADS] = tr->set.ival[DISRNN_TRAIN_THREADS]; /* a resource, kept */
     /* the default batch may need a larger workspace than the current one */
     if (disrnn__trainer_reserve(tr, (size_t)s.ival[DISRNN_TRAIN_BATCH_SIZE]) != DISRNN_OK)
         return disrnn__fail(&tr->base, DISRNN_ERR_NOMEM, "Out of memory for the default batch size.");
@@ -471,7 +483,7 @@ static int batch_loss(disrnn_trainer_t *tr, disrnn__rng *r, size_t M, const batc
         return disrnn__fail(&tr->base, DISRNN_ERR_INVALID_ARG,
                             "A batch of one sample cannot estimate the PC penalty (beta > 0, G > 1); use a batch size of at least 2.");
     disrnn__rng_normal(r, tr->beps, sp->K * M);
-    rc = disrnn__loss(tr->model, M, b->x, sp->N, b->h, sp->N, b->cols, b->u, sp->P ? sp->P : 1, b->mask, sp->N, tr->beps, sp->K,
+    rc = disrnn__loss(tr->model, tr->pool, M, b->x, sp->N, b->h, sp->N, b->cols, b->u, sp->P ? sp->P : 1, b->mask, sp->N, tr->beps, sp->K,
                       terms, grad);
     if (rc != DISRNN_OK && rc != DISRNN_ERR_NONFINITE)
         return disrnn__fail(&tr->base, rc, "The objective failed on a batch of %zu samples (%s): %s", M,
@@ -511,7 +523,7 @@ static int apply_grad(disrnn_trainer_t *tr)
     o.beta2 = tr->set.dval[DISRNN_TRAIN_BETA2];
     o.eps = tr->set.dval[DISRNN_TRAIN_EPS];
     o.weight_decay = tr->set.dval[DISRNN_TRAIN_WEIGHT_DECAY];
-    if (!disrnn__adam_update(&o, n, tr->model->theta, tr->theta_old, tr->grad, tr->m, tr->v, tr->m_new, tr->v_new,
+    if (!disrnn__adam_update(&o, tr->pool, n, tr->model->theta, tr->theta_old, tr->grad, tr->m, tr->v, tr->m_new, tr->v_new,
                              tr->pr.step + 1)) {
         memcpy(tr->model->theta, tr->theta_old, n * sizeof(double));
         return DISRNN_ERR_NONFINITE;

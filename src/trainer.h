@@ -4,8 +4,12 @@
 
 #include "dataset.h"
 #include "optimizer.h"
+#include "threads.h"
 
-#define DISRNN__NUM_TRAIN_OPTIONS 17
+#define DISRNN__NUM_TRAIN_OPTIONS 18
+/* Options a checkpoint saves: all but DISRNN_TRAIN_THREADS (the last), a property of the machine
+ * a run is on rather than of the fit. */
+#define DISRNN__NUM_SAVED_TRAIN_OPTIONS 17
 
 /** Settings, indexed by disrnn_train_option: integer ones in ival, real ones in dval. */
 typedef struct disrnn__train_settings {
@@ -46,6 +50,8 @@ struct disrnn_trainer {
     double *grad, *theta_old, *m_new, *v_new; /* step workspace: parameters updated in place with the old
                                                  values kept in theta_old (restored if the step is
                                                  refused); new moments swapped in on success */
+
+    disrnn__pool *pool;          /* DISRNN_TRAIN_THREADS - 1 workers, or NULL for one thread */
 
     size_t cap;                  /* columns of the batch workspace */
     double *bx, *bh, *bu, *beps;

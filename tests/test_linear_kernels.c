@@ -28,7 +28,7 @@ static void assert_close(const char *what, const double *a, const double *b, siz
 }
 
 /* A store of S samples (N values each) and M indices into it, scattered or consecutive. */
-static void run_shape(const shape *s, int isa, int scattered, uint64_t *rs)
+static void run_shape(const shape *s, int isa, int scattered, uint64_t *rs, disrnn__pool *pool)
 {
     const size_t N = s->N, K = s->K, M = s->M, S = 2 * M + 3;
     double *store = malloc(N * S * sizeof(double)), *B = malloc(K * N * sizeof(double));
@@ -76,9 +76,9 @@ static void run_shape(const shape *s, int isa, int scattered, uint64_t *rs)
     for (size_t i = 0; i < K * M; i++) mu[i] = dz[i] = NAN;
     for (size_t i = 0; i < N * K; i++) dA[i] = dB[i] = NAN;
     for (size_t i = 0; i < N; i++) qs[i] = dc[i] = NAN;
-    disrnn__lin_enc_fwd(isa, N, K, M, B, store, N, scattered ? cols : NULL, mu, work);
-    disrnn__lin_dec_gauss(isa, N, K, M, A, z, c, iv, scale, store, N, scattered ? cols : NULL, qs, dc, dA, dz, work);
-    disrnn__lin_enc_bwd(isa, N, K, M, z, store, N, scattered ? cols : NULL, dB, work);
+    disrnn__lin_enc_fwd(isa, pool, N, K, M, B, store, N, scattered ? cols : NULL, mu, work);
+    disrnn__lin_dec_gauss(isa, pool, N, K, M, A, z, c, iv, scale, store, N, scattered ? cols : NULL, qs, dc, dA, dz, work);
+    disrnn__lin_enc_bwd(isa, pool, N, K, M, z, store, N, scattered ? cols : NULL, dB, work);
     assert_close("mu", mu, mu_ref, K * M, 1e-13, s, isa);
     assert_close("qsum", qs, qs_ref, N, 1e-13, s, isa);
     assert_close("dc", dc, dc_ref, N, 1e-13, s, isa);
@@ -90,7 +90,7 @@ static void run_shape(const shape *s, int isa, int scattered, uint64_t *rs)
         double *qs2 = malloc(N * sizeof(double)), *dc2 = malloc(N * sizeof(double));
         assert_non_null(qs2);
         assert_non_null(dc2);
-        disrnn__lin_dec_gauss(isa, N, K, M, A, z, c, iv, scale, store, N, scattered ? cols : NULL, qs2, dc2, NULL,
+        disrnn__lin_dec_gauss(isa, pool, N, K, M, A, z, c, iv, scale, store, N, scattered ? cols : NULL, qs2, dc2, NULL,
                               NULL, work);
         assert_memory_equal(qs2, qs, N * sizeof(double));
         assert_memory_equal(dc2, dc, N * sizeof(double));
@@ -114,7 +114,7 @@ static void test_kernels_match_plain_loops(void **state)
         for (size_t K = 1; K <= 16; K++)
             for (size_t a = 0; a < sizeof Ns / sizeof Ns[0]; a++) {
                 const shape s = {Ns[a], K, Ms[(K + a) % (sizeof Ms / sizeof Ms[0])]};
-                run_shape(&s, isa, (int)((K + a) % 2), &rs);
+                run_shape(&s, isa, (int)((K + a) % 2), &rs, NULL);
                 runs++;
             }
     printf("fused kernels: %d shapes over %d instruction-set copies agree with plain loops\n", runs,
@@ -132,6 +132,7 @@ static void test_indexed_equals_in_place(void **state)
     double *z = malloc(K * M * sizeof(double)), *work = malloc(disrnn__lin_work_size(N, K, M) * sizeof(double));
     size_t cols[M];
     uint64_t rs = 3;
+    disrnn__pool *pool = NULL;
     (void)state;
     if (disrnn__lin_isa_count() == 0) skip();
     assert_true(store && B && mu1 && mu2 && dB1 && dB2 && z && work);
@@ -140,11 +141,11 @@ static void test_indexed_equals_in_place(void **state)
     test_normal(&rs, z, K * M);
     for (size_t j = 0; j < M; j++) cols[j] = M + j; /* consecutive, given as indices */
     for (int isa = 0; isa < disrnn__lin_isa_count(); isa++) {
-        disrnn__lin_enc_fwd(isa, N, K, M, B, store + M * N, N, NULL, mu1, work);
-        disrnn__lin_enc_fwd(isa, N, K, M, B, store, N, cols, mu2, work);
+        disrnn__lin_enc_fwd(isa, pool, N, K, M, B, store + M * N, N, NULL, mu1, work);
+        disrnn__lin_enc_fwd(isa, pool, N, K, M, B, store, N, cols, mu2, work);
         assert_memory_equal(mu1, mu2, K * M * sizeof(double));
-        disrnn__lin_enc_bwd(isa, N, K, M, z, store + M * N, N, NULL, dB1, work);
-        disrnn__lin_enc_bwd(isa, N, K, M, z, store, N, cols, dB2, work);
+        disrnn__lin_enc_bwd(isa, pool, N, K, M, z, store + M * N, N, NULL, dB1, work);
+        disrnn__lin_enc_bwd(isa, pool, N, K, M, z, store, N, cols, dB2, work);
         assert_memory_equal(dB1, dB2, K * N * sizeof(double));
     }
     assert_false(disrnn__lin_supports(0));
@@ -152,11 +153,71 @@ static void test_indexed_equals_in_place(void **state)
     free(store); free(B); free(mu1); free(mu2); free(dB1); free(dB2); free(z); free(work);
 }
 
+/* Every kernel on a pool of 2 or 3 threads gives the bits of the calling thread alone, for shapes
+ * with several channel tasks (N > 256) and several sample tasks. */
+static void test_pool_same_bits(void **state)
+{
+    const size_t Ns[] = {300, 1001}, Ks[] = {3, 9, 16}, M = 37;
+    uint64_t rs = 5;
+    (void)state;
+    if (disrnn__lin_isa_count() == 0) skip();
+    for (size_t threads = 2; threads <= 3; threads++) {
+        disrnn__pool *pool = disrnn__pool_create(disrnn__default_allocator(), threads);
+        assert_non_null(pool);
+        assert_int_equal(disrnn__pool_threads(pool), threads);
+        for (size_t a = 0; a < 2; a++)
+            for (size_t b = 0; b < 3; b++) {
+                const size_t N = Ns[a], K = Ks[b], S = 2 * M;
+                double *store = malloc(N * S * sizeof(double)), *B = malloc(K * N * sizeof(double));
+                double *A = malloc(N * K * sizeof(double)), *z = malloc(K * M * sizeof(double));
+                double *c = malloc(N * sizeof(double)), *iv = malloc(N * sizeof(double));
+                double *out[2][6], *work = malloc(disrnn__lin_work_size(N, K, M) * sizeof(double));
+                size_t cols[37];
+                assert_true(store && B && A && z && c && iv && work);
+                test_normal(&rs, store, N * S);
+                test_normal(&rs, B, K * N);
+                test_normal(&rs, A, N * K);
+                test_normal(&rs, z, K * M);
+                test_normal(&rs, c, N);
+                test_uniform(&rs, iv, N, 0.5, 2.0);
+                for (size_t j = 0; j < M; j++) cols[j] = (5 * j + 1) % S;
+                for (int r = 0; r < 2; r++) {
+                    disrnn__pool *p = r ? pool : NULL;
+                    out[r][0] = malloc(K * M * sizeof(double)); /* mu */
+                    out[r][1] = malloc(N * sizeof(double));     /* qsum */
+                    out[r][2] = malloc(N * sizeof(double));     /* dc */
+                    out[r][3] = malloc(N * K * sizeof(double)); /* dA */
+                    out[r][4] = malloc(K * M * sizeof(double)); /* dz */
+                    out[r][5] = malloc(K * N * sizeof(double)); /* dB */
+                    for (int i = 0; i < 6; i++) assert_non_null(out[r][i]);
+                    disrnn__lin_enc_fwd(-1, p, N, K, M, B, store, N, cols, out[r][0], work);
+                    disrnn__lin_dec_gauss(-1, p, N, K, M, A, z, c, iv, 0.1, store, N, cols, out[r][1], out[r][2],
+                                          out[r][3], out[r][4], work);
+                    disrnn__lin_enc_bwd(-1, p, N, K, M, z, store, N, cols, out[r][5], work);
+                }
+                assert_memory_equal(out[0][0], out[1][0], K * M * sizeof(double));
+                assert_memory_equal(out[0][1], out[1][1], N * sizeof(double));
+                assert_memory_equal(out[0][2], out[1][2], N * sizeof(double));
+                assert_memory_equal(out[0][3], out[1][3], N * K * sizeof(double));
+                assert_memory_equal(out[0][4], out[1][4], K * M * sizeof(double));
+                assert_memory_equal(out[0][5], out[1][5], K * N * sizeof(double));
+                for (int r = 0; r < 2; r++)
+                    for (int i = 0; i < 6; i++) free(out[r][i]);
+                free(store); free(B); free(A); free(z); free(c); free(iv); free(work);
+            }
+        disrnn__pool_free(pool);
+    }
+    /* a pool of one thread is no pool; runs without one go in order on the caller */
+    assert_null(disrnn__pool_create(disrnn__default_allocator(), 1));
+    assert_int_equal(disrnn__pool_threads(NULL), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kernels_match_plain_loops),
         cmocka_unit_test(test_indexed_equals_in_place),
+        cmocka_unit_test(test_pool_same_bits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

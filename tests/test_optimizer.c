@@ -84,7 +84,7 @@ static void test_update_matches_scalar_formula(void **state)
                 memcpy(a.p[MIN], a.p[M], bytes);
                 memcpy(a.p[VIN], a.p[V], bytes);
                 torch_adam_scalar(&opts[oi], n, a.p[ETH], a.p[G], a.p[EM], a.p[EV], step);
-                assert_int_equal(disrnn__adam_update(&opts[oi], n, a.p[TH], a.p[OLD], a.p[G], a.p[M], a.p[V], a.p[MO],
+                assert_int_equal(disrnn__adam_update(&opts[oi], NULL, n, a.p[TH], a.p[OLD], a.p[G], a.p[M], a.p[V], a.p[MO],
                                                      a.p[VO], step),
                                  1);
                 SAME(a.p[TH], a.p[ETH], n);
@@ -136,7 +136,7 @@ static void test_update_reports_nonfinite(void **state)
             memcpy(a.p[PRE], a.p[TH], n * sizeof(double));
             memcpy(a.p[MIN], a.p[M], n * sizeof(double));
             memcpy(a.p[VIN], a.p[V], n * sizeof(double));
-            assert_int_equal(disrnn__adam_update(&o, n, a.p[TH], a.p[OLD], a.p[G], a.p[M], a.p[V], a.p[MO], a.p[VO], 7), 0);
+            assert_int_equal(disrnn__adam_update(&o, NULL, n, a.p[TH], a.p[OLD], a.p[G], a.p[M], a.p[V], a.p[MO], a.p[VO], 7), 0);
             SAME(a.p[OLD], a.p[PRE], n);
             SAME(a.p[M], a.p[MIN], n);
             SAME(a.p[V], a.p[VIN], n);
@@ -149,7 +149,7 @@ static void test_update_reports_nonfinite(void **state)
         a.p[M][i] = 1e300;
         a.p[V][i] = 1e300;
     }
-    assert_int_equal(disrnn__adam_update(&o, n, a.p[TH], a.p[OLD], a.p[G], a.p[M], a.p[V], a.p[MO], a.p[VO], 1), 1);
+    assert_int_equal(disrnn__adam_update(&o, NULL, n, a.p[TH], a.p[OLD], a.p[G], a.p[M], a.p[V], a.p[MO], a.p[VO], 1), 1);
     arrays_free(&a);
 }
 

@@ -1,5 +1,6 @@
 /* Thread-safety contract: different handles used from different threads at once give exactly the
- * results they give alone (no hidden shared state), and const calls on one model may run together.
+ * results they give alone (no hidden shared state), also when each trainer runs its steps on
+ * threads of its own, and const calls on one model may run together.
  * Run it under ThreadSanitizer with: make check-tsan. */
 #include "support.h"
 
@@ -11,6 +12,7 @@ enum { N = 12, K = 4, T = 300, THREADS = 4 };
 
 typedef struct job {
     uint64_t seed;
+    int64_t own_threads;
     double *params; /* out */
     size_t n_params;
     int status;
@@ -24,7 +26,7 @@ static void make_data(double *x)
         for (size_t n = 0; n < N; n++) x[t * N + n] = 0.8 * x[(t - 1) * N + n] + 0.3 * x[t * N + n];
 }
 
-static int fit(uint64_t seed, double **params, size_t *n_params)
+static int fit(uint64_t seed, int64_t own_threads, double **params, size_t *n_params)
 {
     static const size_t groups[2] = {2, 2};
     double *x = malloc(sizeof(double) * N * T);
@@ -44,6 +46,7 @@ static int fit(uint64_t seed, double **params, size_t *n_params)
     if ((st = disrnn_trainer_create(&tr, m, ds, seed + 7)) != DISRNN_OK) goto done;
     disrnn_trainer_set_int(tr, DISRNN_TRAIN_EPOCHS, 15);
     disrnn_trainer_set_int(tr, DISRNN_TRAIN_BATCH_SIZE, 64);
+    if ((st = disrnn_trainer_set_int(tr, DISRNN_TRAIN_THREADS, own_threads)) != DISRNN_OK) goto done;
     if ((st = disrnn_trainer_fit(tr)) != DISRNN_OK) goto done;
     *n_params = disrnn_model_num_params(m);
     *params = malloc(sizeof(double) * *n_params);
@@ -60,7 +63,7 @@ done:
 static void *run_job(void *arg)
 {
     job *j = (job *)arg;
-    j->status = fit(j->seed, &j->params, &j->n_params);
+    j->status = fit(j->seed, j->own_threads, &j->params, &j->n_params);
     return NULL;
 }
 
@@ -72,6 +75,7 @@ static void test_concurrent_fits_match_sequential(void **state)
     for (int i = 0; i < THREADS; i++) {
         memset(&jobs[i], 0, sizeof jobs[i]);
         jobs[i].seed = (uint64_t)(i % 2 + 1); /* two pairs of identical jobs */
+        jobs[i].own_threads = i < 2 ? 1 : 2;  /* one of each pair on 2 threads of its own */
         assert_int_equal(pthread_create(&th[i], NULL, run_job, &jobs[i]), 0);
     }
     for (int i = 0; i < THREADS; i++) assert_int_equal(pthread_join(th[i], NULL), 0);
@@ -79,7 +83,7 @@ static void test_concurrent_fits_match_sequential(void **state)
     for (int i = 0; i < 2; i++) {
         double *alone = NULL;
         size_t n = 0;
-        assert_ok(fit((uint64_t)(i + 1), &alone, &n));
+        assert_ok(fit((uint64_t)(i + 1), 1, &alone, &n));
         for (int j = i; j < THREADS; j += 2) {
             assert_int_equal(jobs[j].n_params, n);
             assert_memory_equal(jobs[j].params, alone, n * sizeof(double));

@@ -258,16 +258,18 @@ static void test_settings(void **state)
     assert_ok(disrnn_trainer_get_int(tr, DISRNN_TRAIN_KEEP_BEST, &iv)); assert_int_equal(iv, 0);
     assert_ok(disrnn_trainer_get_int(tr, DISRNN_TRAIN_SHUFFLE, &iv)); assert_int_equal(iv, 1);
     assert_ok(disrnn_trainer_get_int(tr, DISRNN_TRAIN_DROP_LAST, &iv)); assert_int_equal(iv, 0);
+    assert_ok(disrnn_trainer_get_int(tr, DISRNN_TRAIN_THREADS, &iv)); assert_int_equal(iv, 1);
 
     /* every option: bounds are accepted, just outside them is rejected, the wrong type is rejected */
-    for (int o = 0; o <= DISRNN_TRAIN_DROP_LAST; o++) {
+    for (int o = 0; o <= DISRNN_TRAIN_THREADS; o++) {
         assert_ok(disrnn_train_option_bounds(o, &lo, &hi, &is_int));
         assert_true(lo <= hi);
         if (is_int) {
             assert_ok(disrnn_trainer_set_int(tr, o, (int64_t)lo));
             assert_ok(disrnn_trainer_get_int(tr, o, &iv));
             assert_true((double)iv == lo);
-            if (o != DISRNN_TRAIN_BATCH_SIZE) { /* a huge batch is valid but would size the workspace */
+            /* a huge batch is valid but would size the workspace; 256 threads would start them */
+            if (o != DISRNN_TRAIN_BATCH_SIZE && o != DISRNN_TRAIN_THREADS) {
                 assert_ok(disrnn_trainer_set_int(tr, o, (int64_t)hi));
             }
             assert_status(disrnn_trainer_set_int(tr, o, (int64_t)lo - 1), DISRNN_ERR_INVALID_ARG);
@@ -288,9 +290,9 @@ static void test_settings(void **state)
         assert_true(strlen(disrnn_trainer_last_error(tr)) > 0);
     }
     assert_status(disrnn_train_option_bounds(-1, &lo, &hi, &is_int), DISRNN_ERR_INVALID_ARG);
-    assert_status(disrnn_train_option_bounds(17, &lo, &hi, &is_int), DISRNN_ERR_INVALID_ARG);
+    assert_status(disrnn_train_option_bounds(18, &lo, &hi, &is_int), DISRNN_ERR_INVALID_ARG);
     assert_ok(disrnn_train_option_bounds(DISRNN_TRAIN_LR, NULL, NULL, NULL));
-    assert_status(disrnn_trainer_set_int(tr, 17, 1), DISRNN_ERR_INVALID_ARG);
+    assert_status(disrnn_trainer_set_int(tr, 18, 1), DISRNN_ERR_INVALID_ARG);
     assert_status(disrnn_trainer_set_double(tr, -1, 1.0), DISRNN_ERR_INVALID_ARG);
     assert_status(disrnn_trainer_get_int(tr, DISRNN_TRAIN_EPOCHS, NULL), DISRNN_ERR_INVALID_ARG);
     assert_status(disrnn_trainer_set_int(NULL, DISRNN_TRAIN_EPOCHS, 1), DISRNN_ERR_INVALID_ARG);
@@ -300,8 +302,10 @@ static void test_settings(void **state)
     assert_status(disrnn_trainer_set_int(tr, DISRNN_TRAIN_BATCH_SIZE, 0), DISRNN_ERR_INVALID_ARG);
     assert_status(disrnn_trainer_set_int(tr, DISRNN_TRAIN_OPTIMIZER, 2), DISRNN_ERR_INVALID_ARG);
     assert_status(disrnn_trainer_set_int(tr, DISRNN_TRAIN_SCHEDULE, -1), DISRNN_ERR_INVALID_ARG);
-    /* reset restores the defaults */
+    /* reset restores the defaults, except the thread count (a resource, not a setting) */
+    assert_ok(disrnn_trainer_set_int(tr, DISRNN_TRAIN_THREADS, 3));
     assert_ok(disrnn_trainer_reset_settings(tr));
+    assert_ok(disrnn_trainer_get_int(tr, DISRNN_TRAIN_THREADS, &iv)); assert_int_equal(iv, 3);
     assert_ok(disrnn_trainer_get_double(tr, DISRNN_TRAIN_LR, &dv)); assert_true(dv == 1e-3);
     assert_ok(disrnn_trainer_get_int(tr, DISRNN_TRAIN_SHUFFLE, &iv)); assert_int_equal(iv, 1);
     assert_ok(disrnn_trainer_get_double(tr, DISRNN_TRAIN_LR_GAMMA, &dv)); assert_true(dv == 1.0);
@@ -1272,6 +1276,64 @@ static void test_thread_count_independence(void **state)
     assert_true(h1 == here);
 }
 
+/* The trainer's own threads: the same fit on 1, 2 and 3 threads gives the same bits (a model wide
+ * enough for several channel tasks, a batch of several sample tasks, Adam in several tasks), and
+ * so does a run that switches its thread count halfway; the count is not part of a checkpoint. */
+static uint64_t fit_on_threads(int64_t t_first, int64_t t_second, const char *ckpt)
+{
+    disrnn_dataset_t *ds = NULL;
+    double *x = malloc(700 * 300 * sizeof(double));
+    uint64_t rs = 19;
+    disrnn_model_t *m = NULL;
+    disrnn_trainer_t *tr = NULL;
+    disrnn_config_t *cfg = NULL;
+    size_t groups[3] = {2, 3, 4};
+    int64_t iv;
+    uint64_t h;
+    assert_non_null(x);
+    test_normal(&rs, x, 700 * 300); /* N = 700 > 256: several channel tasks */
+    assert_ok(disrnn_dataset_create(&ds, 700, 0, DISRNN_DATA_CONTINUOUS));
+    assert_ok(disrnn_dataset_add_trial(ds, 300, x, 700, NULL, 0, NULL, 0));
+    free(x);
+    assert_ok(disrnn_config_create(&cfg, 700, 9));
+    assert_ok(disrnn_config_set_groups(cfg, groups, 3));
+    assert_ok(disrnn_config_set_double(cfg, DISRNN_OPT_BETA, 5.0));
+    assert_ok(disrnn_model_create(&m, cfg));
+    disrnn_config_free(cfg);
+    assert_ok(disrnn_trainer_create(&tr, m, ds, 11));
+    assert_ok(disrnn_trainer_set_int(tr, DISRNN_TRAIN_BATCH_SIZE, 70));
+    assert_ok(disrnn_trainer_set_int(tr, DISRNN_TRAIN_THREADS, t_first));
+    for (int s = 0; s < 6; s++) assert_ok(disrnn_trainer_step(tr, NULL, 0));
+    if (ckpt) {
+        assert_ok(disrnn_trainer_save(tr, ckpt));
+        assert_ok(disrnn_trainer_set_int(tr, DISRNN_TRAIN_THREADS, t_second));
+        assert_ok(disrnn_trainer_load(tr, ckpt));
+        assert_ok(disrnn_trainer_get_int(tr, DISRNN_TRAIN_THREADS, &iv));
+        assert_int_equal(iv, t_second);
+    } else {
+        assert_ok(disrnn_trainer_set_int(tr, DISRNN_TRAIN_THREADS, t_second));
+    }
+    for (int s = 0; s < 6; s++) assert_ok(disrnn_trainer_step(tr, NULL, 0));
+    h = hash_params(m);
+    disrnn_trainer_free(tr);
+    disrnn_model_free(m);
+    disrnn_dataset_free(ds);
+    return h;
+}
+
+static void test_own_threads_same_bits(void **state)
+{
+    char path[128];
+    const uint64_t h1 = fit_on_threads(1, 1, NULL);
+    (void)state;
+    make_tmpdir();
+    tmp_path(path, sizeof path, "threads.ckpt");
+    assert_true(fit_on_threads(2, 2, NULL) == h1);
+    assert_true(fit_on_threads(3, 3, NULL) == h1);
+    assert_true(fit_on_threads(2, 1, NULL) == h1);
+    assert_true(fit_on_threads(1, 3, path) == h1);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -1294,6 +1356,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_keep_best_at_end),
         cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_thread_count_independence),
+        cmocka_unit_test(test_own_threads_same_bits),
     };
     int rc;
     if (argc > 0 && argv[0] && strchr(argv[0], '/')) self_path = argv[0];

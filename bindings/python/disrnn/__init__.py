@@ -611,6 +611,7 @@ _INT_SETTINGS = {
     "optimizer": _lib.TRAIN_OPTIMIZER, "batch_size": _lib.TRAIN_BATCH_SIZE, "epochs": _lib.TRAIN_EPOCHS,
     "max_steps": _lib.TRAIN_MAX_STEPS, "schedule": _lib.TRAIN_SCHEDULE, "patience": _lib.TRAIN_PATIENCE,
     "keep_best": _lib.TRAIN_KEEP_BEST, "shuffle": _lib.TRAIN_SHUFFLE, "drop_last": _lib.TRAIN_DROP_LAST,
+    "threads": _lib.TRAIN_THREADS,
 }
 _DOUBLE_SETTINGS = {
     "lr": _lib.TRAIN_LR, "beta1": _lib.TRAIN_BETA1, "beta2": _lib.TRAIN_BETA2, "eps": _lib.TRAIN_EPS,

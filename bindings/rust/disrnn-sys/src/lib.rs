@@ -123,6 +123,7 @@ pub const DISRNN_TRAIN_PATIENCE: c_int = 13;
 pub const DISRNN_TRAIN_KEEP_BEST: c_int = 14;
 pub const DISRNN_TRAIN_SHUFFLE: c_int = 15;
 pub const DISRNN_TRAIN_DROP_LAST: c_int = 16;
+pub const DISRNN_TRAIN_THREADS: c_int = 17;
 
 // enum disrnn_optimizer
 pub const DISRNN_OPTIM_ADAM: c_int = 0;

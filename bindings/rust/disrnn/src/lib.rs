@@ -280,6 +280,7 @@ int_enum!(
         KeepBest = sys::DISRNN_TRAIN_KEEP_BEST,
         Shuffle = sys::DISRNN_TRAIN_SHUFFLE,
         DropLast = sys::DISRNN_TRAIN_DROP_LAST,
+        Threads = sys::DISRNN_TRAIN_THREADS,
     }
 );
 int_enum!(
