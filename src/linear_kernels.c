@@ -264,16 +264,37 @@ LIN_INLINE void dz_rows(size_t KS, size_t N, size_t K, size_t nc, const double *
             lin_vd acc[4][4];
             for (size_t i = 0; i < 4; i++)
                 for (size_t q = 0; q < 4; q++) acc[i][q] = zero;
-            for (size_t n0 = r0; n0 < rf; n0 += 8) {
-                lin_vd a[4], d[4];
-                LIN_UNROLL
-                for (size_t i = 0; i < 4; i++) a[i] = kb + i < K ? vld(A + (kb + i) * N + n0) : zero;
-                LIN_UNROLL
-                for (size_t q = 0; q < 4; q++) d[q] = jb + q < nc ? vld(D + (jb + q) * Np + n0) : zero;
-                LIN_UNROLL
-                for (size_t i = 0; i < 4; i++) {
+            if (kb + 4 <= K && jb + 4 <= nc) { /* a whole block: no lane of zeros to choose */
+                const double *a0 = A + kb * N, *d0 = D + jb * Np;
+                for (size_t n0 = r0; n0 < rf; n0 += 8) {
+                    lin_vd a[4], d[4];
                     LIN_UNROLL
-                    for (size_t q = 0; q < 4; q++) acc[i][q] += a[i] * d[q];
+                    for (size_t i = 0; i < 4; i++) a[i] = vld(a0 + i * N + n0);
+                    LIN_UNROLL
+                    for (size_t q = 0; q < 4; q++) d[q] = vld(d0 + q * Np + n0);
+                    LIN_UNROLL
+                    for (size_t i = 0; i < 4; i++) {
+                        LIN_UNROLL
+                        for (size_t q = 0; q < 4; q++) acc[i][q] += a[i] * d[q];
+                    }
+                }
+            } else {
+                /* a partial block: the missing latents and samples read the first ones again
+                 * (their sums are dropped) */
+                const double *ap[4], *dp[4];
+                for (size_t i = 0; i < 4; i++) ap[i] = A + (kb + i < K ? kb + i : kb) * N;
+                for (size_t q = 0; q < 4; q++) dp[q] = D + (jb + q < nc ? jb + q : jb) * Np;
+                for (size_t n0 = r0; n0 < rf; n0 += 8) {
+                    lin_vd a[4], d[4];
+                    LIN_UNROLL
+                    for (size_t i = 0; i < 4; i++) a[i] = vld(ap[i] + n0);
+                    LIN_UNROLL
+                    for (size_t q = 0; q < 4; q++) d[q] = vld(dp[q] + n0);
+                    LIN_UNROLL
+                    for (size_t i = 0; i < 4; i++) {
+                        LIN_UNROLL
+                        for (size_t q = 0; q < 4; q++) acc[i][q] += a[i] * d[q];
+                    }
                 }
             }
             if (r1 > Nf && Nf < N) {
