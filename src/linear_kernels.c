@@ -20,9 +20,9 @@
  * adds exact zeros) so each size is compiled with its loops unrolled into registers.
  *
  * Sums run in a fixed order (over n, or over the samples, lane by lane), so results depend only on
- * the inputs and the instruction set (AVX-512, AVX2 + FMA, or the baseline; chosen at run time as
- * in penalty_pc.c), never on threads, and are the same whether a batch is read in place or
- * through indices. */
+ * the inputs, never on threads, and are the same whether a batch is read in place or through
+ * indices. The kernels are compiled for AVX-512 and used only on CPUs that have it (checked at
+ * run time); elsewhere the objective keeps its BLAS path. */
 #include "objective_internal.h"
 
 #include "common.h"
@@ -30,7 +30,9 @@
 
 #include <string.h>
 
-#if defined(__GNUC__) && !defined(DISRNN_LIN_SCALAR)
+/* AVX-512 only: written for 8-lane vectors, the kernels lose to OpenBLAS when GCC has to emulate
+ * them with AVX2's 4 lanes (10x slower at S3, measured), so other CPUs keep the BLAS path. */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(DISRNN_LIN_OFF)
 #define LIN_VEC 1
 #else
 #define LIN_VEC 0
@@ -57,7 +59,15 @@ static size_t rows_per_task(size_t N)
 }
 static size_t row_tasks(size_t N) { return (N + rows_per_task(N) - 1) / rows_per_task(N); }
 
-int disrnn__lin_supports(size_t K) { return LIN_VEC && K >= 1 && K <= 16; }
+int disrnn__lin_supports(size_t K)
+{
+#if LIN_VEC
+    return K >= 1 && K <= 16 && __builtin_cpu_supports("avx512f");
+#else
+    (void)K;
+    return 0;
+#endif
+}
 
 /* Layout of the work space: the padded latents (KS x M), dETA (Np x DEC_JG), the k-major dB
  * (KS x Np; B transposed before that for K <= 4), the decoder tasks' partial dz (tasks x K x M). */
@@ -489,54 +499,12 @@ LIN_INLINE void encf_task_body(const encf_ctx *cx, size_t t)
 /* FMA contraction is asked for here only, as in penalty_pc.c. */
 #if defined(__GNUC__) && !defined(__clang__)
 #define LIN_CONTRACT , optimize("fp-contract=fast")
-#define LIN_BASE_ATTR __attribute__((optimize("fp-contract=fast")))
 #else
 #define LIN_CONTRACT
-#define LIN_BASE_ATTR
 #endif
-/* No copies under ThreadSanitizer, whose runtime starts after the CPU checks would run. */
-#if (defined(__x86_64__) || defined(__i386__)) && !defined(__SANITIZE_THREAD__)
-#define LIN_X86 1
 LIN_DEFINE(avx512, __attribute__((target("avx512f") LIN_CONTRACT)))
-LIN_DEFINE(avx2, __attribute__((target("avx2,fma") LIN_CONTRACT)))
-#else
-#define LIN_X86 0
-#endif
-LIN_DEFINE(base, LIN_BASE_ATTR)
-
-static int best_isa(void)
-{
-#if LIN_X86
-    if (__builtin_cpu_supports("avx512f")) return 2;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
-#endif
-    return 0;
-}
-
-/* The copy to run: the requested one (tests run every copy the CPU has), else the best. */
-static int lin_isa(int isa)
-{
-    const int best = best_isa();
-    return isa >= 0 && isa <= best ? isa : best;
-}
-
-/* The task function of a kernel for an instruction set. */
-#if LIN_X86
-#define LIN_PICK(isa, name) ((isa) == 2 ? name##_avx512 : (isa) == 1 ? name##_avx2 : name##_base)
-#else
-#define LIN_PICK(isa, name) ((void)(isa), name##_base)
-#endif
 
 #endif /* LIN_VEC */
-
-int disrnn__lin_isa_count(void)
-{
-#if LIN_VEC
-    return best_isa() + 1;
-#else
-    return 0;
-#endif
-}
 
 /* z (or dmu) K x M into KS x M with zero rows past K: the padded latents add exact zeros. */
 static double *pad_latents(size_t K, size_t M, const double *z, double *zp)
@@ -549,7 +517,7 @@ static double *pad_latents(size_t K, size_t M, const double *z, double *zp)
     return zp;
 }
 
-void disrnn__lin_enc_fwd(int isa, disrnn__pool *pool, size_t N, size_t K, size_t M, const double *B, const double *h,
+void disrnn__lin_enc_fwd(disrnn__pool *pool, size_t N, size_t K, size_t M, const double *B, const double *h,
                          size_t ldh, const size_t *cols, double *mu, double *work)
 {
 #if LIN_VEC
@@ -570,13 +538,13 @@ void disrnn__lin_enc_fwd(int isa, disrnn__pool *pool, size_t N, size_t K, size_t
     cx.ldh = ldh;
     cx.cols = cols;
     cx.mu = mu;
-    disrnn__pool_run(pool, (M + ENC_COLS - 1) / ENC_COLS, LIN_PICK(lin_isa(isa), encf_task), &cx);
+    disrnn__pool_run(pool, (M + ENC_COLS - 1) / ENC_COLS, encf_task_avx512, &cx);
 #else
-    (void)isa, (void)pool, (void)N, (void)K, (void)M, (void)B, (void)h, (void)ldh, (void)cols, (void)mu, (void)work;
+    (void)pool, (void)N, (void)K, (void)M, (void)B, (void)h, (void)ldh, (void)cols, (void)mu, (void)work;
 #endif
 }
 
-void disrnn__lin_dec_gauss(int isa, disrnn__pool *pool, size_t N, size_t K, size_t M, const double *A,
+void disrnn__lin_dec_gauss(disrnn__pool *pool, size_t N, size_t K, size_t M, const double *A,
                            const double *z, const double *c, const double *inv_var, double scale, const double *x,
                            size_t ldx, const size_t *cols, double *qsum, double *dc, double *dA, double *dz,
                            double *work)
@@ -600,7 +568,7 @@ void disrnn__lin_dec_gauss(int isa, disrnn__pool *pool, size_t N, size_t K, size
     cx.dA = dA;
     cx.D = work + ks_of(K) * M;
     cx.dzp = cx.D + pad8(N) * DEC_JG + ks_of(K) * pad8(N);
-    disrnn__pool_run(pool, T, LIN_PICK(lin_isa(isa), dec_task), &cx);
+    disrnn__pool_run(pool, T, dec_task_avx512, &cx);
     if (dA) {
         /* the tasks' shares of dz, added in task order */
         memcpy(dz, cx.dzp, K * M * sizeof(double));
@@ -608,12 +576,12 @@ void disrnn__lin_dec_gauss(int isa, disrnn__pool *pool, size_t N, size_t K, size
             for (size_t i = 0; i < K * M; i++) dz[i] += cx.dzp[t * K * M + i];
     }
 #else
-    (void)isa, (void)pool, (void)N, (void)K, (void)M, (void)A, (void)z, (void)c, (void)inv_var, (void)scale, (void)x;
+    (void)pool, (void)N, (void)K, (void)M, (void)A, (void)z, (void)c, (void)inv_var, (void)scale, (void)x;
     (void)ldx, (void)cols, (void)qsum, (void)dc, (void)dA, (void)dz, (void)work, (void)pad_latents;
 #endif
 }
 
-void disrnn__lin_enc_bwd(int isa, disrnn__pool *pool, size_t N, size_t K, size_t M, const double *dmu,
+void disrnn__lin_enc_bwd(disrnn__pool *pool, size_t N, size_t K, size_t M, const double *dmu,
                          const double *h, size_t ldh, const size_t *cols, double *dB, double *work)
 {
 #if LIN_VEC
@@ -627,8 +595,8 @@ void disrnn__lin_enc_bwd(int isa, disrnn__pool *pool, size_t N, size_t K, size_t
     cx.cols = cols;
     cx.dB = dB;
     cx.dBt = work + ks_of(K) * M + pad8(N) * DEC_JG;
-    disrnn__pool_run(pool, row_tasks(N), LIN_PICK(lin_isa(isa), encb_task), &cx);
+    disrnn__pool_run(pool, row_tasks(N), encb_task_avx512, &cx);
 #else
-    (void)isa, (void)pool, (void)N, (void)K, (void)M, (void)dmu, (void)h, (void)ldh, (void)cols, (void)dB, (void)work;
+    (void)pool, (void)N, (void)K, (void)M, (void)dmu, (void)h, (void)ldh, (void)cols, (void)dB, (void)work;
 #endif
 }

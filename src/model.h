@@ -41,6 +41,7 @@ struct disrnn_model {
     int learned[DISRNN__NUM_BLOCKS];
     disrnn__rng rng;
     struct disrnn__objws *ws;          /* NULL until the first loss evaluation */
+    int blas_only;                     /* tests: the BLAS path even where the fused kernels run */
 };
 
 /* config.c: specifications */

@@ -284,7 +284,7 @@ int disrnn__loss(disrnn_model_t *m, disrnn__pool *pool, size_t M, const double *
     const int pc_grad = grad != NULL && pc_on && beta > 0.0;
     const disrnn__rng saved_rng = m->rng;
     const int fast_gauss = mask == NULL && fast_gauss_model(m);
-    const int lin = disrnn__lin_supports(K);
+    const int lin = !m->blas_only && disrnn__lin_supports(K);
     struct disrnn__objws *ws;
     size_t R;
     double nll, kl = 0.0, pc = 0.0, bd = 0.0, t[DISRNN__NUM_TERMS];
@@ -322,7 +322,7 @@ int disrnn__loss(disrnn_model_t *m, disrnn__pool *pool, size_t M, const double *
      * kernels; otherwise BLAS in groups of R samples (a gathered group stays in cache; the same
      * groups with or without cols, so the same bits) */
     if (lin) {
-        disrnn__lin_enc_fwd(-1, pool, N, K, M, m->blk[DISRNN_BLOCK_B], h, ldh, cols, ws->mu, ws->lin_work);
+        disrnn__lin_enc_fwd(pool, N, K, M, m->blk[DISRNN_BLOCK_B], h, ldh, cols, ws->mu, ws->lin_work);
     } else {
         for (size_t j0 = 0; j0 < M; j0 += R) {
             const size_t nc = M - j0 < R ? M - j0 : R;
@@ -351,7 +351,7 @@ int disrnn__loss(disrnn_model_t *m, disrnn__pool *pool, size_t M, const double *
             rho_sum += rho[n];
         }
         if (lin) {
-            disrnn__lin_dec_gauss(-1, pool, N, K, M, A, ws->z, c, ws->inv_var, inv_m, x, ldx, cols, ws->qsum, dc,
+            disrnn__lin_dec_gauss(pool, N, K, M, A, ws->z, c, ws->inv_var, inv_m, x, ldx, cols, ws->qsum, dc,
                                   grad ? grad + m->off[DISRNN_BLOCK_A] : NULL, ws->dz, ws->lin_work);
         } else {
         for (size_t n = 0; n < N; n++) ws->qsum[n] = dc[n] = 0.0;
@@ -408,7 +408,7 @@ int disrnn__loss(disrnn_model_t *m, disrnn__pool *pool, size_t M, const double *
         if (pc_grad)
             for (size_t i = 0; i < K * M; i++) ws->dmu[i] += beta * ws->pc_dmu[i];
         if (lin)
-            disrnn__lin_enc_bwd(-1, pool, N, K, M, ws->dmu, h, ldh, cols, grad + m->off[DISRNN_BLOCK_B], ws->lin_work);
+            disrnn__lin_enc_bwd(pool, N, K, M, ws->dmu, h, ldh, cols, grad + m->off[DISRNN_BLOCK_B], ws->lin_work);
         else
             for (size_t j0 = 0; j0 < M; j0 += R) {
                 const size_t nc = M - j0 < R ? M - j0 : R;

@@ -43,37 +43,32 @@ double disrnn__pc(size_t K, size_t M, const double *mu, const double *z, const d
                   size_t G, const size_t *group_start, double n_tot, double *work, double *dz, double *dmu,
                   double *dlog_s);
 
-/* linear_kernels.c: the encoder and decoder products as fused vector kernels (K <= 16). Sample j
- * of x or h is at base + cols[j] ld (base + j ld when cols is NULL); N channels each. The work is
- * cut into tasks run on pool (NULL: on the calling thread), the same bits for any thread count.
- * isa picks
- * the copy: -1 the best the CPU has, else 0 (baseline), 1 (AVX2 + FMA) or 2 (AVX-512), for
- * tests; a copy the CPU lacks falls back to the best. */
+/* linear_kernels.c: the encoder and decoder products as fused vector kernels (K <= 16, CPUs with
+ * AVX-512). Sample j of x or h is at base + cols[j] ld (base + j ld when cols is NULL); N channels
+ * each. The work is cut into tasks run on pool (NULL: on the calling thread), the same bits for
+ * any thread count. */
 
-/** Number of copies this CPU can run (0 without vector code; copies 0 .. count - 1). */
-int disrnn__lin_isa_count(void);
-
-/** Whether the kernels below handle K latents (1 <= K <= 16, and vector code compiled). */
+/** Whether the kernels below run here for K latents (1 <= K <= 16 and the CPU has AVX-512). */
 int disrnn__lin_supports(size_t K);
 
 /** Doubles of work space the kernels need (0 on overflow). */
 size_t disrnn__lin_work_size(size_t N, size_t K, size_t M);
 
 /** mu = B h (K x M, ld K; B is K x N, ld K). */
-void disrnn__lin_enc_fwd(int isa, disrnn__pool *pool, size_t N, size_t K, size_t M, const double *B, const double *h,
+void disrnn__lin_enc_fwd(disrnn__pool *pool, size_t N, size_t K, size_t M, const double *B, const double *h,
                          size_t ldh, const size_t *cols, double *mu, double *work);
 
 /** Decoder and Gaussian likelihood (identity link, no mask) with its gradients, in one pass:
  *  eta = A z + c (A: N x K, ld N; z: K x M, ld K), r = x - eta, q = r^2 inv_var, dETA = -scale r
  *  inv_var. qsum[n] = sum_j q_nj and dc[n] = sum_j dETA_nj (both overwritten). When dA is
  *  non-NULL: dA = dETA z^T (N x K, ld N, overwritten) and dz = A^T dETA (K x M, ld K). */
-void disrnn__lin_dec_gauss(int isa, disrnn__pool *pool, size_t N, size_t K, size_t M, const double *A,
+void disrnn__lin_dec_gauss(disrnn__pool *pool, size_t N, size_t K, size_t M, const double *A,
                            const double *z, const double *c, const double *inv_var, double scale, const double *x,
                            size_t ldx, const size_t *cols, double *qsum, double *dc, double *dA, double *dz,
                            double *work);
 
 /** dB = dmu h^T (K x N, ld K, overwritten; dmu K x M, ld K). */
-void disrnn__lin_enc_bwd(int isa, disrnn__pool *pool, size_t N, size_t K, size_t M, const double *dmu,
+void disrnn__lin_enc_bwd(disrnn__pool *pool, size_t N, size_t K, size_t M, const double *dmu,
                          const double *h, size_t ldh, const size_t *cols, double *dB, double *work);
 
 #endif
