@@ -43,6 +43,12 @@ double disrnn__pc(size_t K, size_t M, const double *mu, const double *z, const d
                   size_t G, const size_t *group_start, double n_tot, double *work, double *dz, double *dmu,
                   double *dlog_s);
 
+/** The PC kernel's vector exponential on its own (for the tests): x[i] = 2^x[i] in place, within
+ *  1 ulp of exp2 for x in [-1021, 0], 0 below, NaN propagated, with the instruction set isa
+ *  (0 baseline, 1 AVX2 + FMA, 2 AVX-512). Returns 1, or 0 (x untouched) when this build or CPU
+ *  lacks isa. */
+int disrnn__pc_exp2(int isa, double *x, size_t n);
+
 /* linear_kernels.c: the encoder and decoder products as fused vector kernels (K <= 16, CPUs with
  * AVX-512). Sample j of x or h is at base + cols[j] ld (base + j ld when cols is NULL); N channels
  * each. The work is cut into tasks run on pool (NULL: on the calling thread), the same bits for

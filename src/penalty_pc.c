@@ -7,8 +7,8 @@
  * and dPC/dl_ij^g = W_ij^g = (P_ij - Q_ij^g) / M with P and Q^g the row-wise softmax weights of
  * the full and the group mixtures (l_ij enters every group's density).
  *
- * How it is computed (docs/performance.md has the measurements), one row i at a time, with
- * everything of that row in L1:
+ * How it is computed (docs/performance.md has the measurements), a row i (or a block of rows) at
+ * a time, with everything of those rows in L1:
  * - In units scaled by s (a_ik = z_ik / s_k, b_jk = mu_jk / s_k), l_ij^g = c_g - d_ij^g / 2 with
  *   d_ij^g = sum_{k in g} (a_ik - b_jk)^2 and c_g = -sum_{k in g} (ln s_k + ln(2 pi) / 2). The c_g
  *   cancel in the row's contribution (c = sum_g c_g) and in the softmax weights, so only
@@ -24,16 +24,33 @@
  * - The backward pass is rank-one updates: sum_j W_ij (a_ik - b_jk) = a_ik sum_j W_ij -
  *   sum_j W_ij b_jk gives dz_i; the mixture centres collect sum_i W_ij a_ik and, at the end,
  *   - b_jk sum_i W_ij; the log s gradient follows from the same sums. Two multiply-adds per pair
- *   and latent.
- * - The exponential is a vector polynomial over 8 lanes of GCC vector extensions (pc_vexp2:
- *   within 1 ulp of glibc's exp2, flushing results below 2^-1021 to 0), compiled three times and
- *   chosen at run time: AVX-512, AVX2 + FMA, or the baseline instruction set. Compilers without
- *   vector extensions use pc_row_exact() for every row.
+ *   and latent. (sum_j W_ij is 0 but for rounding; it is summed all the same, because the same
+ *   rounded W in both sums cancels the error of the large terms when |b| >> |a - b|.)
  * - The M row contributions are logarithms of ratios S / prod_g S_g: their product is
  *   accumulated (with an exact power-of-two exponent) and one logarithm taken at the end.
  * - Nothing is allocated: the caller's work buffer holds b transposed (k-major, samples
- *   contiguous, padded to a multiple of 8), the centre sums and the row buffers, O((K + G) M).
- * Results depend only on the inputs and the instruction set (with or without FMA), never on
+ *   contiguous, padded to a multiple of 8), the centre sums and the buffers of PC_BLK rows,
+ *   O((K + G) M).
+ * Three implementations of the rows, chosen at run time:
+ * - AVX-512 (pc_rows_avx512, intrinsics). The forward loop is bound by its vector instructions,
+ *   14 of its 20 per 8 pairs being the exponential; the backward loop by its loads and stores
+ *   and, at M 512, by the traffic to L2 (b, the centre sums and the row buffers no longer fit
+ *   L1). Hence: a table-driven exponential (pc_exp2_512: 14 instructions instead of 21, and more
+ *   accurate, 0.59 ulp from the exact value against 0.88); the full mixture's products formed in
+ *   the last group's forward loop (no pass of their own); a backward pass per block of 4 rows,
+ *   which share the loads and stores of b, of the centre sums and of the column sums; W = f U
+ *   with one instruction for U (pc_bwd512); and a diagonal that costs a mask in the forward loop
+ *   and nothing in the backward loop, its weight being written into the row buffer where the
+ *   off-diagonal formula finds it (choosing the diagonal chunk's weights cost 20% of the
+ *   backward pass). That trick divides by the off-diagonal weight, so N_tot <= 1 (weight 0) takes
+ *   the next implementation. Measured per call, value and gradient, one thread (CPU time, medians):
+ *   S1 (K 6, groups 3+3, M 128) 44 -> 35 us, S2 (K 4, 2+2, M 128) 37 -> 29 us, S3 (K 12, six
+ *   groups of 2, M 128) 116 -> 84 us, S4 (K 16, four groups of 4, M 512) 1.84 -> 1.21 ms.
+ * - AVX2 + FMA and the baseline instruction set: the same 8-lane GCC vector extension code
+ *   (pc_rows_vec) compiled twice, with the polynomial exponential pc_vexp2. Compilers without
+ *   vector extensions use pc_row_exact() for every row.
+ * All three agree with a plain implementation to rounding (tests/test_penalty_pc.c). Results
+ * depend only on the inputs and the instruction set (AVX-512, AVX2 + FMA or neither), never on
  * timing or threads. */
 #include "model.h"
 #include "objective_internal.h"
@@ -42,8 +59,15 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__GNUC__) && !defined(DISRNN_PC_SCALAR) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+#endif
+
 /* Lanes of the vector code. */
 #define PC_W 8
+/* Rows per block of the AVX-512 kernel (forward passes, then one backward pass for all): the row
+ * buffers are this many times over. */
+#define PC_BLK 4
 /* A row sum below this is recomputed with the exact log-sum-exp shift. */
 #define PC_TINY 0x1p-900
 /* Distances are taken in units where exp(-d/2) = 2^(-d'): a and b carry the factor
@@ -78,14 +102,15 @@ typedef struct pc_ctx {
     const double *gsc;    /* K: 1 / (kappa s_k), the scale of the gradients */
     const double *bT;     /* K x Mp: b_jk = kappa mu_jk / s_k; padding columns far away */
     double *dmuT;         /* K x Mp: sum_i W_ij a_ik (b_jk CS_j taken off at the end) */
-    double *Ef, *Eg, *W;  /* Mp, G x Mp, Mp: row buffers */
-    double *Sg;           /* G: the row's group sums */
+    double *Ef, *Eg, *W;  /* PC_BLK x Mp, PC_BLK x G x Mp, Mp: row buffers */
+    double *Sg;           /* PC_BLK x G: the row's group sums */
     double *CS;           /* G x Mp: column sums sum_i W_ij^g */
     double *SW;           /* G: sum_i sum_j W_ij^g (0 up to rounding) */
-    double *a;            /* K: a_ik = kappa z_ik / s_k of the current row */
+    double *a;            /* PC_BLK x K: a_ik = kappa z_ik / s_k of the current row */
     double *dls;          /* K accumulators of dPC/dlog s, or NULL */
     double *dz;           /* K x M output, or NULL for the value only */
     double w_off, lw_off, inv_m;
+    double m_woff;        /* M / w_off (0 without weights) */
     int exact_all;        /* 1: every row through pc_row_exact() (inputs beyond 1e100) */
 } pc_ctx;
 
@@ -94,10 +119,11 @@ size_t disrnn__pc_work_size(size_t K, size_t M, size_t G)
     size_t mp, a, b, n;
     if (M > SIZE_MAX - PC_W) return 0;
     mp = (M + PC_W - 1) / PC_W * PC_W;
-    /* bT and dmuT (2 K Mp), Ef, Eg, W, CS ((2 G + 2) Mp), a, inv_s, gsc, dls (4 K), Sg, SW (2 G),
-     * alignment slack */
-    if (K > SIZE_MAX / 4 || G > SIZE_MAX / 4 || disrnn__mul_size(2 * K, mp, &a) ||
-        disrnn__mul_size(2 * G + 2, mp, &b) || disrnn__add_size(a, b, &n) || disrnn__add_size(n, 4 * K + 2 * G + PC_W, &n))
+    /* bT and dmuT (2 K Mp), PC_BLK rows' Ef and Eg, W, CS (((PC_BLK + 1) G + PC_BLK + 1) Mp),
+     * PC_BLK rows' a and Sg, inv_s, gsc, dls ((PC_BLK + 3) K + (PC_BLK + 1) G), alignment slack */
+    if (K > SIZE_MAX / 16 || G > SIZE_MAX / 16 || disrnn__mul_size(2 * K, mp, &a) ||
+        disrnn__mul_size((PC_BLK + 1) * (G + 1), mp, &b) || disrnn__add_size(a, b, &n) ||
+        disrnn__add_size(n, (PC_BLK + 3) * K + (PC_BLK + 1) * G + PC_W, &n))
         return 0;
     return n;
 }
@@ -191,9 +217,9 @@ PC_INLINE double vhsum(const pc_vd *v)
  * flushed to 0, an absolute error the callers' sums never notice). x = n + r with n the nearest
  * integer (the 1.5 * 2^52 shift rounds) and |r| <= 1/2 exact; 2^r = 1 + r Q(r) with Q of degree 10
  * fitted at Chebyshev nodes (relative error 2e-17; the final multiply-add rounds once); 2^n is
- * built in the exponent bits. Within 1 ulp of glibc's exp2 over [-1021, 0] (16.8 million
- * arguments tested); 0.39 ns per value with AVX-512 on the development machine, against 0.59 ns
- * for glibc's vector exp. */
+ * built in the exponent bits. Within 1 ulp of glibc's exp2 over [-1021, 0] (tested); at most 0.88
+ * ulp from the exact value with FMA, 1.16 without (20 million arguments against exp2l). The AVX-512
+ * kernel has its own, pc_exp2_512. */
 PC_INLINE void pc_vexp2(pc_vd *px)
 {
     const pc_vd x = *px, zero = {0};
@@ -477,15 +503,379 @@ PC_INLINE double pc_rows_vec(const pc_ctx *c)
 #define PC_CONTRACT
 #endif
 #if defined(__x86_64__) || defined(__i386__)
-__attribute__((target("avx512f") PC_CONTRACT)) static double pc_rows_avx512(const pc_ctx *c) { return pc_rows_vec(c); }
 __attribute__((target("avx2,fma") PC_CONTRACT)) static double pc_rows_avx2(const pc_ctx *c) { return pc_rows_vec(c); }
+
+/* ---- The AVX-512 kernel, written with intrinsics: every multiply-add is explicit, so no
+ * contraction flag is needed, and the instructions the generic code cannot name (permutes, scalef,
+ * masks) are available. */
+
+#define PC512 static inline __attribute__((always_inline, target("avx512f")))
+
+/* 2^(j/16) rounded to double, and the relative remainder (2^(j/16) - hi) / hi, from mpmath at 50
+ * digits. */
+static const double pc_exp_hi[16] = {
+    0x1.0000000000000p+0, 0x1.0b5586cf9890fp+0, 0x1.172b83c7d517bp+0, 0x1.2387a6e756238p+0,
+    0x1.306fe0a31b715p+0, 0x1.3dea64c123422p+0, 0x1.4bfdad5362a27p+0, 0x1.5ab07dd485429p+0,
+    0x1.6a09e667f3bcdp+0, 0x1.7a11473eb0187p+0, 0x1.8ace5422aa0dbp+0, 0x1.9c49182a3f090p+0,
+    0x1.ae89f995ad3adp+0, 0x1.c199bdd85529cp+0, 0x1.d5818dcfba487p+0, 0x1.ea4afa2a490dap+0};
+static const double pc_exp_lo[16] = {
+    0.0, 0x1.79aa65d837b6dp-54, -0x1.01b15eaa59348p-55, 0x1.68efde3a8a894p-54,
+    0x1.34d754db0abb6p-55, 0x1.59f48a72a4c6dp-55, 0x1.690cebb7aafb0p-56, 0x1.063e1e21c5409p-54,
+    -0x1.3b3efbf5e2228p-54, -0x1.b32dcb94da51dp-56, 0x1.db72fc1f0eab4p-55, 0x1.1affc2b91ce27p-56,
+    0x1.c1a7792cb3387p-55, 0x1.36eae30af0cb3p-56, 0x1.4a385a63d07a7p-56, -0x1.ff7128fd391f0p-55};
+
+/* The two tables in four registers, loaded once per evaluation. */
+typedef struct pc_tab {
+    __m512d hi0, hi1, lo0, lo1;
+} pc_tab;
+
+/* 2^x for x <= 0 with the contract of pc_vexp2 (within 1 ulp of exp2 on [-1021, 0], 0 below,
+ * NaN propagated), 14 instructions instead of about 21: x = n + j/16 + r with |r| <= 1/32, the
+ * 1.5 * 2^48 shift rounding x to sixteenths so that the low 4 bits of t are j (the permute index)
+ * and t - shift = n + j/16 (scalef takes its floor, n); 2^(j/16) = hi (1 + lo) from the tables
+ * (one permute each: 16 entries in two registers); 2^r - 1 = r q(r) with q of degree 5, a minimax
+ * fit on |r| <= 1/32 (Lawson's algorithm in 50-digit arithmetic, error 7e-18 = 0.03 ulp) with the
+ * coefficients rounded to double one at a time and the others refitted. hi (1 + lo)(1 + r q) =
+ * hi + hi (r q + lo) up to hi lo r q < 3e-18: the table's remainder keeps the result within 0.59
+ * ulp of the exact value (20 million arguments against exp2l; 2.9% not correctly rounded). The
+ * underflow mask rides on scalef's zeroing mask. */
+PC512 __m512d pc_exp2_512(__m512d x, const pc_tab *tb)
+{
+    const __m512d shift = _mm512_set1_pd(0x1.8p48);
+    const __m512d t = _mm512_add_pd(x, shift);
+    const __m512d nj = _mm512_sub_pd(t, shift);
+    const __m512d r = _mm512_sub_pd(x, nj);
+    const __m512i j = _mm512_castpd_si512(t);
+    const __mmask8 keep = _mm512_cmp_pd_mask(x, _mm512_set1_pd(-1021.0), _CMP_NLT_UQ);
+    __m512d q, hi, lo, v;
+    q = _mm512_fmadd_pd(_mm512_set1_pd(0x1.430a9bf0f8234p-13), r, _mm512_set1_pd(0x1.5d89bd67fb85ep-10));
+    q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(0x1.3b2ab6fa93eb5p-7));
+    q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(0x1.c6b08d6e8cc0fp-5));
+    q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(0x1.ebfbdff82c59dp-3));
+    q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(0x1.62e42fefa39fdp-1));
+    lo = _mm512_permutex2var_pd(tb->lo0, j, tb->lo1);
+    hi = _mm512_permutex2var_pd(tb->hi0, j, tb->hi1);
+    v = _mm512_fmadd_pd(q, r, lo);
+    return _mm512_maskz_scalef_pd(keep, _mm512_fmadd_pd(hi, v, hi), nj);
+}
+
+/* vhsum's order. */
+PC512 double pc_hsum512(__m512d v)
+{
+    const __m256d h = _mm256_add_pd(_mm512_castpd512_pd256(v), _mm512_extractf64x4_pd(v, 1));
+    const __m128d q = _mm_add_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd(h, 1));
+    return _mm_cvtsd_f64(q) + _mm_cvtsd_f64(_mm_unpackhi_pd(q, q));
+}
+
+/* A row in flight: its exponentials and sums, kept from its forward to its backward pass. */
+typedef struct pc_row512 {
+    double *Ef, *Eg, *Sg, *a; /* Sg holds 1 / S_g once the forward pass is done */
+    double rsf;               /* 1 / S */
+    size_t i;
+} pc_row512;
+
+/* Forward of group g (H latents, a constant in the specialised calls): the exponentials into Eg,
+ * and with last (the final group) the full mixture's products prod_g E^g into Ef in the same
+ * pass. Returns S_g; *sf receives S with last. The diagonal lane is masked out of the sums and
+ * added with weight 1 (no split of the loop around it). */
+PC512 double pc_fwd512(const pc_ctx *c, const pc_row512 *rw, size_t g, size_t H, int last, const pc_tab *tb,
+                       double *sf)
+{
+    const size_t Mp = c->Mp, k0 = c->gs[g], G = c->G, ib = rw->i / PC_W * PC_W;
+    const __mmask8 dmask = (__mmask8)(~(1u << (rw->i % PC_W)) & 0xFFu);
+    const double *bT = c->bT + k0 * Mp, *a = rw->a + k0;
+    double *eg = rw->Eg + g * Mp;
+    __m512d acc = _mm512_setzero_pd(), accf = _mm512_setzero_pd(), av[4];
+    PC_UNROLL
+    for (size_t h = 0; h < H && h < 4; h++) av[h] = _mm512_set1_pd(a[h]);
+    for (size_t jb = 0; jb < Mp; jb += PC_W) {
+        const __mmask8 m = jb == ib ? dmask : (__mmask8)0xFF;
+        __m512d x = _mm512_setzero_pd(), e;
+        if (H <= 4) {
+            PC_UNROLL
+            for (size_t h = 0; h < H; h++) {
+                const __m512d d = _mm512_sub_pd(av[h], _mm512_loadu_pd(bT + h * Mp + jb));
+                x = _mm512_fnmadd_pd(d, d, x);
+            }
+        } else {
+            for (size_t h = 0; h < H; h++) {
+                const __m512d d = _mm512_sub_pd(_mm512_set1_pd(a[h]), _mm512_loadu_pd(bT + h * Mp + jb));
+                x = _mm512_fnmadd_pd(d, d, x);
+            }
+        }
+        e = pc_exp2_512(x, tb);
+        _mm512_storeu_pd(eg + jb, e);
+        acc = _mm512_mask_add_pd(acc, m, acc, e);
+        if (last) {
+            __m512d f = e;
+            for (size_t h = 0; h + 1 < G; h++) f = _mm512_mul_pd(f, _mm512_loadu_pd(rw->Eg + h * Mp + jb));
+            _mm512_storeu_pd(rw->Ef + jb, f);
+            accf = _mm512_mask_add_pd(accf, m, accf, f);
+        }
+    }
+    if (last) *sf = c->w_off * pc_hsum512(accf) + rw->Ef[rw->i];
+    return c->w_off * pc_hsum512(acc) + eg[rw->i];
+}
+
+/* dz and dlog s of row rw from swi = sum_j W_ij (0 but for rounding; summed all the same, as it
+ * cancels the rounding of wb's large terms when |b| >> |a - b|) and wb = sum_j W_ij b_jk. */
+PC512 void pc_finish512(const pc_ctx *c, const pc_row512 *rw, size_t g, size_t h, double swi, double wb)
+{
+    const size_t k = c->gs[g] + h;
+    const double ak = rw->a[k];
+    c->dz[k + rw->i * c->K] = -(ak * swi - wb) * c->gsc[k];
+    if (c->dls) c->dls[k] += ak * ak * swi - 2.0 * ak * wb;
+}
+
+/* Backward of group g as pc_bwd_group for the R rows rw[0..R) (R and H constants in the
+ * specialised calls) in one pass over the chunks. W_ij = f_i U_ij with f_i = w_off / (M S_i) and
+ * U_ij = E_ij - (S_i / S_ig) E_ij^g: one instruction for U, and f_i goes into the multipliers of
+ * the column and centre sums and, at the end, into sum_j U_ij b_jk. The rows share the loads and
+ * stores of b, of the centre sums and of the column sums (the stores and, at M 512, the traffic
+ * to L2 bound this loop), and row r's terms are added after row r - 1's. The diagonal weights
+ * sit in Eg (pc_row512_fwd), so every chunk is alike. */
+PC512 void pc_bwd512(const pc_ctx *c, const pc_row512 *const *rw, size_t R, size_t g, size_t H)
+{
+    const size_t Mp = c->Mp, k0 = c->gs[g];
+    const double *bT = c->bT + k0 * Mp, *ef[PC_BLK], *eg[PC_BLK];
+    double *dmT = c->dmuT + k0 * Mp, *cs = c->CS + g * Mp, fr[PC_BLK];
+    __m512d rho[PC_BLK], fv[PC_BLK], fa[PC_BLK][4], acc[PC_BLK][4], su[PC_BLK];
+    PC_UNROLL
+    for (size_t r = 0; r < R; r++) {
+        ef[r] = rw[r]->Ef;
+        eg[r] = rw[r]->Eg + g * Mp;
+        fr[r] = c->w_off * c->inv_m * rw[r]->rsf;
+        fv[r] = _mm512_set1_pd(fr[r]);
+        rho[r] = _mm512_set1_pd(rw[r]->Sg[g] / rw[r]->rsf);
+        su[r] = _mm512_setzero_pd();
+        PC_UNROLL
+        for (size_t h = 0; h < H; h++) {
+            fa[r][h] = _mm512_set1_pd(fr[r] * rw[r]->a[k0 + h]);
+            acc[r][h] = _mm512_setzero_pd();
+        }
+    }
+    for (size_t jb = 0; jb < Mp; jb += PC_W) {
+        __m512d u[PC_BLK], col = _mm512_loadu_pd(cs + jb);
+        PC_UNROLL
+        for (size_t r = 0; r < R; r++) {
+            u[r] = _mm512_fnmadd_pd(rho[r], _mm512_loadu_pd(eg[r] + jb), _mm512_loadu_pd(ef[r] + jb));
+            su[r] = _mm512_add_pd(su[r], u[r]);
+            col = _mm512_fmadd_pd(u[r], fv[r], col);
+        }
+        _mm512_storeu_pd(cs + jb, col);
+        PC_UNROLL
+        for (size_t h = 0; h < H; h++) {
+            const __m512d b = _mm512_loadu_pd(bT + h * Mp + jb);
+            __m512d m = _mm512_loadu_pd(dmT + h * Mp + jb);
+            PC_UNROLL
+            for (size_t r = 0; r < R; r++) {
+                acc[r][h] = _mm512_fmadd_pd(u[r], b, acc[r][h]);
+                m = _mm512_fmadd_pd(u[r], fa[r][h], m);
+            }
+            _mm512_storeu_pd(dmT + h * Mp + jb, m);
+        }
+    }
+    PC_UNROLL
+    for (size_t r = 0; r < R; r++) {
+        const double swi = fr[r] * pc_hsum512(su[r]);
+        c->SW[g] += swi;
+        for (size_t h = 0; h < H; h++) pc_finish512(c, rw[r], g, h, swi, fr[r] * pc_hsum512(acc[r][h]));
+    }
+}
+
+/* The same for groups larger than 4, one row: U stored first (with the column sums), then one
+ * pass per latent. */
+PC512 void pc_bwd512_wide(const pc_ctx *c, const pc_row512 *rw, size_t g)
+{
+    const size_t Mp = c->Mp, k0 = c->gs[g], k1 = c->gs[g + 1];
+    const double *eg = rw->Eg + g * Mp, *ef = rw->Ef;
+    double *cs = c->CS + g * Mp, *U = c->W;
+    const double fr = c->w_off * c->inv_m * rw->rsf;
+    const __m512d rho = _mm512_set1_pd(rw->Sg[g] / rw->rsf), fv = _mm512_set1_pd(fr);
+    __m512d su = _mm512_setzero_pd();
+    double swi;
+    for (size_t jb = 0; jb < Mp; jb += PC_W) {
+        const __m512d u = _mm512_fnmadd_pd(rho, _mm512_loadu_pd(eg + jb), _mm512_loadu_pd(ef + jb));
+        _mm512_storeu_pd(U + jb, u);
+        su = _mm512_add_pd(su, u);
+        _mm512_storeu_pd(cs + jb, _mm512_fmadd_pd(u, fv, _mm512_loadu_pd(cs + jb)));
+    }
+    swi = fr * pc_hsum512(su);
+    c->SW[g] += swi;
+    for (size_t k = k0; k < k1; k++) {
+        const double *b = c->bT + k * Mp;
+        double *dm = c->dmuT + k * Mp;
+        const __m512d fak = _mm512_set1_pd(fr * rw->a[k]);
+        __m512d acc = _mm512_setzero_pd();
+        for (size_t jb = 0; jb < Mp; jb += PC_W) {
+            const __m512d u = _mm512_loadu_pd(U + jb);
+            acc = _mm512_fmadd_pd(u, _mm512_loadu_pd(b + jb), acc);
+            _mm512_storeu_pd(dm + jb, _mm512_fmadd_pd(u, fak, _mm512_loadu_pd(dm + jb)));
+        }
+        pc_finish512(c, rw, g, k - k0, swi, fr * pc_hsum512(acc));
+    }
+}
+
+/* Forward of a row as pc_row_vec's first half: 1 when a sum is too small (the caller then uses
+ * pc_row_exact()), else 0 with the ratio or the contribution. */
+PC512 int pc_row512_fwd(const pc_ctx *c, pc_row512 *rw, const pc_tab *tb, double *contrib, double *ratio_out)
+{
+    const size_t G = c->G, Mp = c->Mp, i = rw->i;
+    double sf = 0.0, ratio, ed;
+    int small = 0;
+    for (size_t g = 0; g < G && !small; g++) {
+        const size_t H = c->gs[g + 1] - c->gs[g];
+        double s;
+        if (g + 1 < G) {
+            switch (H) {
+            case 1: s = pc_fwd512(c, rw, g, 1, 0, tb, NULL); break;
+            case 2: s = pc_fwd512(c, rw, g, 2, 0, tb, NULL); break;
+            case 3: s = pc_fwd512(c, rw, g, 3, 0, tb, NULL); break;
+            case 4: s = pc_fwd512(c, rw, g, 4, 0, tb, NULL); break;
+            default: s = pc_fwd512(c, rw, g, H, 0, tb, NULL); break;
+            }
+        } else {
+            switch (H) {
+            case 1: s = pc_fwd512(c, rw, g, 1, 1, tb, &sf); break;
+            case 2: s = pc_fwd512(c, rw, g, 2, 1, tb, &sf); break;
+            case 3: s = pc_fwd512(c, rw, g, 3, 1, tb, &sf); break;
+            case 4: s = pc_fwd512(c, rw, g, 4, 1, tb, &sf); break;
+            default: s = pc_fwd512(c, rw, g, H, 1, tb, &sf); break;
+            }
+        }
+        rw->Sg[g] = s;
+        small = !(s >= PC_TINY);
+    }
+    if (small) return 1;
+    if (!(sf >= PC_TINY)) return 1;
+    /* the reciprocals for the backward pass (independent divisions), the ratio as a product, and
+     * the diagonal weights W_ii^g = (E_ii / S - E_ii^g / S_g) / M written where the backward pass
+     * finds them: E_ii as 0 and E_ii^g as the value that the off-diagonal formula
+     * -w_off E^g / (M S_g) turns into W_ii^g, so that every chunk is alike there */
+    rw->rsf = 1.0 / sf;
+    ratio = sf;
+    ed = rw->Ef[i];
+    rw->Ef[i] = 0.0;
+    for (size_t g = 0; g < G; g++) {
+        const double S = rw->Sg[g], r = 1.0 / S;
+        rw->Sg[g] = r;
+        ratio *= r;
+        rw->Eg[g * Mp + i] = -((ed * rw->rsf - rw->Eg[g * Mp + i] * r) * c->inv_m) * (S * c->m_woff);
+    }
+    if (ratio > 0x1p-400 && ratio < 0x1p400) {
+        *ratio_out = ratio;
+    } else {
+        double logs = 0.0;
+        *ratio_out = -1.0;
+        for (size_t g = 0; g < G; g++) logs -= log(rw->Sg[g]);
+        *contrib = log(sf) - logs;
+    }
+    return 0;
+}
+
+/* Backward of the R rows rw[0..R) (1 <= R <= PC_BLK), one pass per group. */
+PC512 void pc_rows512_bwd(const pc_ctx *c, const pc_row512 *const *rw, size_t R)
+{
+#define PC_BWD_R(H)                                                                                     \
+    switch (R) {                                                                                        \
+    case 1: pc_bwd512(c, rw, 1, g, H); break;                                                           \
+    case 2: pc_bwd512(c, rw, 2, g, H); break;                                                           \
+    case 3: pc_bwd512(c, rw, 3, g, H); break;                                                           \
+    default: pc_bwd512(c, rw, 4, g, H); break;                                                          \
+    }
+    for (size_t g = 0; g < c->G; g++) {
+        switch (c->gs[g + 1] - c->gs[g]) {
+        case 1: PC_BWD_R(1); break;
+        case 2: PC_BWD_R(2); break;
+        case 3: PC_BWD_R(3); break;
+        case 4: PC_BWD_R(4); break;
+        default:
+            for (size_t r = 0; r < R; r++) pc_bwd512_wide(c, rw[r], g);
+            break;
+        }
+    }
+#undef PC_BWD_R
+}
+
+/* All rows as pc_rows_vec, in blocks of PC_BLK rows: the forward passes of a block, then one
+ * backward pass per group for the whole block. The backward passes add their terms in row order
+ * (an exact row first takes the pending rows' backward), so the results are those of one row at
+ * a time. */
+__attribute__((target("avx512f"))) static double pc_rows_avx512(const pc_ctx *c)
+{
+    pc_tab tb;
+    pc_row512 rows[PC_BLK];
+    const pc_row512 *pend[PC_BLK];
+    size_t npend = 0;
+    double total = 0.0, prod = 1.0;
+    long e2 = 0;
+    const size_t K = c->K, M = c->M;
+    tb.hi0 = _mm512_loadu_pd(pc_exp_hi);
+    tb.hi1 = _mm512_loadu_pd(pc_exp_hi + 8);
+    tb.lo0 = _mm512_loadu_pd(pc_exp_lo);
+    tb.lo1 = _mm512_loadu_pd(pc_exp_lo + 8);
+    for (size_t s = 0; s < PC_BLK; s++) {
+        rows[s].Ef = c->Ef + s * c->Mp;
+        rows[s].Eg = c->Eg + s * c->G * c->Mp;
+        rows[s].Sg = c->Sg + s * c->G;
+        rows[s].a = c->a + s * K;
+    }
+#define PC_FLUSH()                                                                                      \
+    do {                                                                                                \
+        if (npend) pc_rows512_bwd(c, pend, npend);                                                      \
+        npend = 0;                                                                                      \
+    } while (0)
+    for (size_t i0 = 0; i0 < M; i0 += PC_BLK) {
+        const size_t n = M - i0 < PC_BLK ? M - i0 : PC_BLK;
+        double contrib[PC_BLK], ratio[PC_BLK];
+        int exact[PC_BLK];
+        for (size_t r = 0; r < n; r++) {
+            pc_row512 *rw = rows + r;
+            rw->i = i0 + r;
+            contrib[r] = 0.0;
+            ratio[r] = -1.0;
+            for (size_t k = 0; k < K; k++) rw->a[k] = c->z[k + rw->i * K] * c->inv_s[k];
+            exact[r] = c->exact_all || pc_row512_fwd(c, rw, &tb, contrib + r, ratio + r);
+        }
+        for (size_t r = 0; r < n; r++) {
+            pc_row512 *rw = rows + r;
+            if (exact[r]) {
+                /* the exact row works in this row's buffers, after the earlier rows' backward */
+                pc_ctx cx = *c;
+                PC_FLUSH();
+                cx.a = rw->a;
+                cx.Ef = rw->Ef;
+                cx.Eg = rw->Eg;
+                contrib[r] = pc_row_exact(&cx, rw->i);
+                ratio[r] = -1.0;
+            } else if (c->dz) {
+                pend[npend++] = rw;
+            }
+            if (ratio[r] < 0.0) {
+                total += contrib[r];
+            } else {
+                prod *= ratio[r];
+                if (!(prod > 0x1p-500 && prod < 0x1p500)) {
+                    int e;
+                    prod = frexp(prod, &e);
+                    e2 += e;
+                }
+            }
+        }
+        PC_FLUSH();
+    }
+#undef PC_FLUSH
+    return total + (log(prod) + (double)e2 * LN2);
+}
 #endif
 static double pc_rows_base(const pc_ctx *c) { return pc_rows_vec(c); }
 
 static double pc_rows(const pc_ctx *c)
 {
 #if defined(__x86_64__) || defined(__i386__)
-    if (__builtin_cpu_supports("avx512f")) return pc_rows_avx512(c);
+    /* the AVX-512 kernel divides by w_off (pc_row512_fwd): N_tot <= 1 (w_off = 0) and absurd
+     * weights take the next one */
+    if (__builtin_cpu_supports("avx512f") && c->w_off >= 0x1p-500 && c->w_off <= 0x1p500) return pc_rows_avx512(c);
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return pc_rows_avx2(c);
 #endif
     return pc_rows_base(c);
@@ -504,6 +894,65 @@ static double pc_rows(const pc_ctx *c)
 }
 
 #endif
+
+/* ---- The exponential on its own, for the tests (disrnn__pc_exp2). */
+
+#if PC_VEC
+/* n values through pc_vexp2, the last chunk padded. */
+PC_INLINE void pc_exp2_vec(double *x, size_t n)
+{
+    for (size_t j = 0; j < n; j += PC_W) {
+        const size_t m = n - j < PC_W ? n - j : PC_W;
+        double t[PC_W] = {0};
+        pc_vd v;
+        memcpy(t, x + j, m * sizeof(double));
+        vload(&v, t);
+        pc_vexp2(&v);
+        vstore(t, &v);
+        memcpy(x + j, t, m * sizeof(double));
+    }
+}
+static void pc_exp2_base(double *x, size_t n) { pc_exp2_vec(x, n); }
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx2,fma") PC_CONTRACT)) static void pc_exp2_avx2(double *x, size_t n) { pc_exp2_vec(x, n); }
+__attribute__((target("avx512f"))) static void pc_exp2_avx512(double *x, size_t n)
+{
+    pc_tab tb;
+    tb.hi0 = _mm512_loadu_pd(pc_exp_hi);
+    tb.hi1 = _mm512_loadu_pd(pc_exp_hi + 8);
+    tb.lo0 = _mm512_loadu_pd(pc_exp_lo);
+    tb.lo1 = _mm512_loadu_pd(pc_exp_lo + 8);
+    for (size_t j = 0; j < n; j += PC_W) {
+        const __mmask8 m = (__mmask8)(n - j < PC_W ? (1u << (n - j)) - 1u : 0xFFu);
+        _mm512_mask_storeu_pd(x + j, m, pc_exp2_512(_mm512_maskz_loadu_pd(m, x + j), &tb));
+    }
+}
+#endif
+#endif
+
+int disrnn__pc_exp2(int isa, double *x, size_t n)
+{
+#if PC_VEC
+    if (isa == 0) {
+        pc_exp2_base(x, n);
+        return 1;
+    }
+#if defined(__x86_64__) || defined(__i386__)
+    if (isa == 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        pc_exp2_avx2(x, n);
+        return 1;
+    }
+    if (isa == 2 && __builtin_cpu_supports("avx512f")) {
+        pc_exp2_avx512(x, n);
+        return 1;
+    }
+#endif
+#endif
+    (void)isa;
+    (void)x;
+    (void)n;
+    return 0;
+}
 
 static double *align64(double *p)
 {
@@ -527,18 +976,21 @@ double disrnn__pc(size_t K, size_t M, const double *mu, const double *z, const d
     c.G = G;
     c.gs = group_start;
     c.z = z;
+    /* the Mp-long arrays first, so that all of them are 64-byte aligned */
     bT = p;
     p += K * Mp;
     c.dmuT = p;
     p += K * Mp;
     c.Ef = p;
-    p += Mp;
+    p += PC_BLK * Mp;
     c.Eg = p;
-    p += G * Mp;
+    p += PC_BLK * G * Mp;
     c.W = p;
     p += Mp;
+    c.CS = p;
+    p += G * Mp;
     c.a = p;
-    p += K;
+    p += PC_BLK * K;
     inv_s = p;
     p += K;
     gsc = p;
@@ -546,14 +998,13 @@ double disrnn__pc(size_t K, size_t M, const double *mu, const double *z, const d
     c.dls = dz && dlog_s ? p : NULL;
     p += K;
     c.Sg = p;
-    p += G;
+    p += PC_BLK * G;
     c.SW = p;
-    p += G;
-    c.CS = p;
     c.dz = dz;
     c.w_off = n_tot > 1.0 ? (n_tot - 1.0) / (double)(M - 1) : 0.0;
     c.lw_off = n_tot > 1.0 ? log(c.w_off) : -INFINITY;
     c.inv_m = 1.0 / (double)M;
+    c.m_woff = c.w_off > 0.0 ? (double)M / c.w_off : 0.0;
     for (size_t k = 0; k < K; k++) {
         inv_s[k] = KAPPA / s[k];
         gsc[k] = 1.0 / (KAPPA * s[k]);

@@ -1,7 +1,8 @@
 /* The optimised PC kernel (src/penalty_pc.c) against a plain, obviously-correct reference written
  * here: every path of the kernel (group sizes 1 to 4 and wider, batch sizes around multiples of
- * the 8 vector lanes, the rows redone exactly when their sums underflow, inputs beyond 1e100,
- * N_tot <= 1) must give the same value and gradients. */
+ * the 8 vector lanes and of the AVX-512 kernel's blocks of 4 rows, the rows redone exactly when
+ * their sums underflow, inputs beyond 1e100, N_tot <= 1) must give the same value and gradients;
+ * and its vector exponential must stay within 1 ulp of exp2 on every instruction set. */
 #include "support.h"
 
 #include <math.h>
@@ -83,6 +84,7 @@ typedef struct pc_case {
     size_t G;
     size_t sizes[6];
     double n_tot, eps_scale, mu_scale;
+    size_t outlier_every; /* every this many samples has 40 times the noise (0: none) */
 } pc_case;
 
 static void check_case(const pc_case *pcs, uint64_t seed, double *worst_val, double *worst_grad)
@@ -107,7 +109,9 @@ static void check_case(const pc_case *pcs, uint64_t seed, double *worst_val, dou
     for (size_t k = 0; k < K; k++) ls[k] = log(s[k]);
     for (size_t i = 0; i < K * M; i++) mu[i] *= pcs->mu_scale;
     for (size_t i = 0; i < M; i++)
-        for (size_t k = 0; k < K; k++) z[k + i * K] = mu[k + i * K] + s[k] * pcs->eps_scale * eps[k + i * K];
+        for (size_t k = 0; k < K; k++)
+            z[k + i * K] = mu[k + i * K] + s[k] * pcs->eps_scale * eps[k + i * K] *
+                                               (pcs->outlier_every && i % pcs->outlier_every == 1 ? 40.0 : 1.0);
     nwork = disrnn__pc_work_size(K, M, G);
     assert_true(nwork > 0);
     work = (double *)calloc(nwork, sizeof(double));
@@ -120,8 +124,8 @@ static void check_case(const pc_case *pcs, uint64_t seed, double *worst_val, dou
     assert_true(isfinite(pc));
     dg = fmax(rel_diff(dz, rdz, K * M), fmax(rel_diff(dmu, rdmu, K * M), rel_diff(dls, rdls, K)));
     if (dv > 1e-12 || dg > 1e-9)
-        fprintf(stderr, "M %zu G %zu K %zu n_tot %g eps x%g mu x%g: value %.17g vs %.17g (%.3g), gradient %.3g\n", M,
-                G, K, pcs->n_tot, pcs->eps_scale, pcs->mu_scale, pc, ref, dv, dg);
+        fprintf(stderr, "M %zu G %zu K %zu n_tot %g eps x%g mu x%g outliers %zu: value %.17g vs %.17g (%.3g), gradient %.3g\n",
+                M, G, K, pcs->n_tot, pcs->eps_scale, pcs->mu_scale, pcs->outlier_every, pc, ref, dv, dg);
     assert_true(dv <= 1e-12);
     assert_true(dg <= 1e-9);
     if (dv > *worst_val) *worst_val = dv;
@@ -140,27 +144,30 @@ static void test_against_reference(void **state)
 {
     static const pc_case cases[] = {
         /* group sizes 1..4 (specialised loops) and 5, 6 (the general one) */
-        {128, 2, {3, 3}, 1000.0, 1.0, 1.0},
-        {128, 2, {2, 2}, 1000.0, 1.0, 1.0},
-        {128, 6, {2, 2, 2, 2, 2, 2}, 1000.0, 1.0, 1.0},
-        {64, 4, {4, 4, 4, 4}, 1000.0, 1.0, 1.0},
-        {40, 3, {1, 5, 6}, 1000.0, 1.0, 1.0},
-        {33, 2, {1, 1}, 1000.0, 1.0, 1.0},
+        {128, 2, {3, 3}, 1000.0, 1.0, 1.0, 0},
+        {128, 2, {2, 2}, 1000.0, 1.0, 1.0, 0},
+        {128, 6, {2, 2, 2, 2, 2, 2}, 1000.0, 1.0, 1.0, 0},
+        {64, 4, {4, 4, 4, 4}, 1000.0, 1.0, 1.0, 0},
+        {40, 3, {1, 5, 6}, 1000.0, 1.0, 1.0, 0},
+        {33, 2, {1, 1}, 1000.0, 1.0, 1.0, 0},
         /* batch sizes around the 8 lanes (padding components) */
-        {2, 2, {1, 2}, 1000.0, 1.0, 1.0},
-        {7, 2, {2, 1}, 1000.0, 1.0, 1.0},
-        {8, 2, {3, 3}, 1000.0, 1.0, 1.0},
-        {9, 2, {3, 3}, 1000.0, 1.0, 1.0},
-        {129, 3, {2, 3, 1}, 1000.0, 1.0, 1.0},
+        {2, 2, {1, 2}, 1000.0, 1.0, 1.0, 0},
+        {7, 2, {2, 1}, 1000.0, 1.0, 1.0, 0},
+        {8, 2, {3, 3}, 1000.0, 1.0, 1.0, 0},
+        {9, 2, {3, 3}, 1000.0, 1.0, 1.0, 0},
+        {129, 3, {2, 3, 1}, 1000.0, 1.0, 1.0, 0},
         /* importance weights: none (N_tot <= 1), tiny, huge */
-        {50, 2, {3, 3}, 1.0, 1.0, 1.0},
-        {50, 2, {3, 3}, 1.5, 1.0, 1.0},
-        {50, 2, {3, 3}, 1e7, 1.0, 1.0},
-        /* noise so large that row sums underflow: the exact rows take over */
-        {24, 2, {3, 3}, 1000.0, 40.0, 1.0},
+        {50, 2, {3, 3}, 1.0, 1.0, 1.0, 0},
+        {50, 2, {3, 3}, 1.5, 1.0, 1.0, 0},
+        {50, 2, {3, 3}, 1e7, 1.0, 1.0, 0},
+        /* noise so large that row sums underflow: the exact rows take over, for every row or for
+         * some rows among the others */
+        {24, 2, {3, 3}, 1000.0, 40.0, 1.0, 0},
+        {30, 2, {3, 3}, 1000.0, 1.0, 1.0, 3},
+        {29, 3, {2, 2, 5}, 1000.0, 1.0, 1.0, 5},
         /* spread-out centres (most pairs far apart) and inputs beyond 1e100 */
-        {24, 2, {2, 2}, 1000.0, 1.0, 30.0},
-        {16, 2, {2, 1}, 1000.0, 1.0, 1e101},
+        {24, 2, {2, 2}, 1000.0, 1.0, 30.0, 0},
+        {16, 2, {2, 1}, 1000.0, 1.0, 1e101, 0},
     };
     double worst_val = 0.0, worst_grad = 0.0;
     (void)state;
@@ -186,6 +193,73 @@ static void test_nan_propagates(void **state)
     free(work);
 }
 
+/* Units in the last place between two non-negative doubles. */
+static uint64_t ulp_distance(double a, double b)
+{
+    int64_t ia, ib;
+    memcpy(&ia, &a, sizeof ia);
+    memcpy(&ib, &b, sizeof ib);
+    return ia > ib ? (uint64_t)(ia - ib) : (uint64_t)(ib - ia);
+}
+
+/* The kernel's exponential on every instruction set this CPU has: within 1 ulp of exp2 on
+ * [-1021, 0] (random arguments over the whole range and near 0, the table's rounding ties at odd
+ * multiples of 1/32 and their neighbours, the end points, -0), exactly 0 below -1021 (also at
+ * -inf), NaN for NaN, and a length that is not a multiple of the 8 lanes. */
+static void test_exp2_accuracy(void **state)
+{
+    static const double below[] = {-1021.0000000000002, -1021.5, -1022.0, -1074.0, -1080.0, -1e300, -INFINITY};
+    const size_t n = ((size_t)1 << 22) + 3, nb = sizeof below / sizeof below[0];
+    double *x = (double *)malloc(n * sizeof(double)), *y = (double *)malloc(n * sizeof(double)), t[16];
+    size_t done = 0;
+    uint64_t seed = 77;
+    (void)state;
+    assert_non_null(x);
+    assert_non_null(y);
+    test_uniform(&seed, x, n, -1021.0, 0.0);
+    for (size_t i = 0; i < n; i += 4) x[i] *= 0x1p-10; /* a quarter in [-1, 0] */
+    for (size_t i = 1; i < n; i += 16) x[i] *= 0x1p-30;
+    for (size_t i = 2; i < n; i += 8) {
+        /* the ties of the rounding to sixteenths and their neighbours */
+        const double tie = -(double)(2 * (i / 8 % 16336) + 1) / 32.0;
+        x[i] = i % 3 == 0 ? tie : nextafter(tie, i % 3 == 1 ? 0.0 : -2000.0);
+    }
+    x[0] = 0.0;
+    x[1] = -0.0;
+    x[2] = -1021.0;
+    x[3] = nextafter(-1021.0, 0.0);
+    x[4] = -0x1p-1074;
+    x[5] = -0.5;
+    for (int isa = 0; isa <= 2; isa++) {
+        uint64_t worst = 0;
+        memcpy(y, x, n * sizeof(double));
+        if (!disrnn__pc_exp2(isa, y, n)) {
+            printf("exp2: instruction set %d not available here\n", isa);
+            continue;
+        }
+        done++;
+        for (size_t i = 0; i < n; i++) {
+            const uint64_t d = ulp_distance(y[i], exp2(x[i]));
+            if (d > worst) worst = d;
+            if (d > 1) fprintf(stderr, "isa %d: 2^%.17g = %.17g, exp2 %.17g\n", isa, x[i], y[i], exp2(x[i]));
+            assert_true(d <= 1);
+        }
+        assert_true(y[1] == 1.0 && y[0] == 1.0);
+        assert_true(y[2] == 0x1p-1021);
+        /* below the range: +0; NaN stays NaN; 11 values check the padded tail */
+        for (size_t i = 0; i < 16; i++) t[i] = i < nb ? below[i] : i == nb ? NAN : -0.25 * (double)i;
+        assert_int_equal(disrnn__pc_exp2(isa, t, 11), 1);
+        for (size_t i = 0; i < nb; i++) assert_true(t[i] == 0.0 && !signbit(t[i]));
+        assert_true(isnan(t[nb]));
+        for (size_t i = nb + 1; i < 11; i++) assert_true(ulp_distance(t[i], exp2(-0.25 * (double)i)) <= 1);
+        for (size_t i = 11; i < 16; i++) assert_true(t[i] == -0.25 * (double)i);
+        printf("exp2, instruction set %d: %zu arguments, worst %u ulp from exp2\n", isa, n, (unsigned)worst);
+    }
+    free(x);
+    free(y);
+    if (!done) skip();
+}
+
 /* Work sizes overflow to 0 instead of wrapping. */
 static void test_work_size(void **state)
 {
@@ -201,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_against_reference),
         cmocka_unit_test(test_nan_propagates),
         cmocka_unit_test(test_work_size),
+        cmocka_unit_test(test_exp2_accuracy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
