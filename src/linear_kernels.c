@@ -156,11 +156,14 @@ LIN_INLINE void enc_fwd_body(size_t KV, size_t N, size_t K, size_t ja, size_t M,
             b1 = vld(pad + 8);
             enc_fwd_step(KV, &b0, &b1, hc, n, acc);
         }
-        for (size_t t = 0; t < ENC_JG && j0 + t < M; t++) {
+        /* constant trip counts, so that acc is never indexed at run time and stays in
+         * registers */
+        LIN_UNROLL
+        for (size_t t = 0; t < ENC_JG; t++) {
             double out[16];
             vst(out, acc[t][0]);
             vst(out + 8, acc[t][1]);
-            memcpy(mu + (j0 + t) * K, out, K * sizeof(double));
+            if (j0 + t < M) memcpy(mu + (j0 + t) * K, out, K * sizeof(double));
         }
     }
 }
@@ -169,11 +172,27 @@ LIN_INLINE void enc_fwd_body(size_t KV, size_t N, size_t K, size_t ja, size_t M,
  * instead, with B transposed (Bt: 4 x Np, k-major, zeros past N and past K) and 4 samples at a
  * time; each sum is the 8 lane sums added in a fixed order. */
 #define DOT_JG 4
-LIN_INLINE double lane_sum(const lin_vd *v)
+/* The sum of v's lanes in a fixed order; a macro, so that v's address is never taken (which
+ * would keep the accumulators in memory instead of registers). */
+#define LANE_SUM(v, out)                                                                                     \
+    do {                                                                                                     \
+        double l_[8];                                                                                        \
+        vst(l_, (v));                                                                                        \
+        (out) = ((l_[0] + l_[4]) + (l_[2] + l_[6])) + ((l_[1] + l_[5]) + (l_[3] + l_[7]));                   \
+    } while (0)
+
+/* One step of 8 channels for the group: acc[k][t] += Bt[k][n0..] h_t[n0..]. */
+LIN_INLINE void dot_step(const double *Bt, size_t Np, size_t n0, const double *const *hp, lin_vd acc[4][DOT_JG])
 {
-    double s[8];
-    memcpy(s, v, sizeof s);
-    return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+    lin_vd hv[DOT_JG];
+    LIN_UNROLL
+    for (size_t t = 0; t < DOT_JG; t++) hv[t] = vld(hp[t]);
+    LIN_UNROLL
+    for (size_t k = 0; k < 4; k++) {
+        const lin_vd bv = vld(Bt + k * Np + n0);
+        LIN_UNROLL
+        for (size_t t = 0; t < DOT_JG; t++) acc[k][t] += bv * hv[t];
+    }
 }
 
 LIN_INLINE void enc_fwd_dot(size_t N, size_t K, size_t ja, size_t M, const double *Bt, const double *h, size_t ldh,
@@ -182,38 +201,41 @@ LIN_INLINE void enc_fwd_dot(size_t N, size_t K, size_t ja, size_t M, const doubl
     const size_t Np = pad8(N), Nf = N / 8 * 8;
     const lin_vd zero = {0};
     for (size_t j0 = ja; j0 < M; j0 += DOT_JG) {
-        const double *hc[DOT_JG];
+        const double *hc[DOT_JG], *hp[DOT_JG];
         lin_vd acc[4][DOT_JG];
+        LIN_UNROLL
         for (size_t t = 0; t < DOT_JG; t++) {
             hc[t] = colp(h, ldh, cols, j0 + t < M ? j0 + t : M - 1);
+            LIN_UNROLL
             for (size_t k = 0; k < 4; k++) acc[k][t] = zero;
         }
         ahead_group(h, ldh, cols, j0 + DOT_JG, j0 + 2 * DOT_JG < M ? j0 + 2 * DOT_JG : M, N);
-        for (size_t n0 = 0; n0 <= Nf; n0 += 8) {
-            double ht[DOT_JG][8];
-            lin_vd hv[DOT_JG];
-            if (n0 == Nf) { /* the last channels, through zero-padded copies */
-                if (Nf == N) break;
-                memset(ht, 0, sizeof ht);
-                for (size_t t = 0; t < DOT_JG; t++) {
-                    memcpy(ht[t], hc[t] + Nf, (N - Nf) * sizeof(double));
-                    hv[t] = vld(ht[t]);
-                }
-            } else {
-                for (size_t t = 0; t < DOT_JG; t++) {
-                    if (n0 + 8 * PF_TILES < N) ahead(hc[t] + n0 + 8 * PF_TILES);
-                    hv[t] = vld(hc[t] + n0);
-                }
+        for (size_t n0 = 0; n0 < Nf; n0 += 8) {
+            LIN_UNROLL
+            for (size_t t = 0; t < DOT_JG; t++) {
+                hp[t] = hc[t] + n0;
+                if (n0 + 8 * PF_TILES < N) ahead(hp[t] + 8 * PF_TILES);
             }
+            dot_step(Bt, Np, n0, hp, acc);
+        }
+        if (Nf < N) { /* the last channels, through zero-padded copies */
+            double ht[DOT_JG][8];
+            memset(ht, 0, sizeof ht);
+            for (size_t t = 0; t < DOT_JG; t++) {
+                memcpy(ht[t], hc[t] + Nf, (N - Nf) * sizeof(double));
+                hp[t] = ht[t];
+            }
+            dot_step(Bt, Np, Nf, hp, acc);
+        }
+        LIN_UNROLL
+        for (size_t t = 0; t < DOT_JG; t++) {
             LIN_UNROLL
             for (size_t k = 0; k < 4; k++) {
-                const lin_vd bv = vld(Bt + k * Np + n0);
-                LIN_UNROLL
-                for (size_t t = 0; t < DOT_JG; t++) acc[k][t] += bv * hv[t];
+                double v;
+                LANE_SUM(acc[k][t], v);
+                if (j0 + t < M && k < K) mu[k + (j0 + t) * K] = v;
             }
         }
-        for (size_t t = 0; t < DOT_JG && j0 + t < M; t++)
-            for (size_t k = 0; k < K; k++) mu[k + (j0 + t) * K] = lane_sum(&acc[k][t]);
     }
 }
 
@@ -225,7 +247,7 @@ LIN_INLINE void enc_fwd_dot(size_t N, size_t K, size_t ja, size_t M, const doubl
  * channel values (qs and dc accumulate); dap[k]: dA's rows (NULL for padded k); dp: dETA's rows
  * (ld ldd). */
 LIN_INLINE void dec_tile(size_t KS, size_t nc, const double *at, const double *zp, const double *const *xp,
-                         const double *c, const double *iv, double scale, double *qs, double *dc, double *const *dap,
+                         size_t off, int pf, const double *c, const double *iv, double scale, double *qs, double *dc, double *const *dap,
                          double *dp, size_t ldd, int first, int grad)
 {
     const lin_vd zero = {0}, cv = vld(c), ivv = vld(iv);
@@ -240,7 +262,8 @@ LIN_INLINE void dec_tile(size_t KS, size_t nc, const double *at, const double *z
             e0 += vld(at + 8 * k) * zj[k];
             e1 += vld(at + 8 * k + 8) * zj[k + 1];
         }
-        r = vld(xp[jj]) - ((e0 + e1) + cv);
+        if (pf) ahead(xp[jj] + off + 8 * PF_TILES);
+        r = vld(xp[jj] + off) - ((e0 + e1) + cv);
         w = r * ivv;
         d = -scale * w;
         qv += r * w;
@@ -272,8 +295,11 @@ LIN_INLINE void dz_rows(size_t KS, size_t N, size_t K, size_t nc, const double *
     for (size_t kb = 0; kb < KS; kb += 4)
         for (size_t jb = 0; jb < nc; jb += 4) {
             lin_vd acc[4][4];
-            for (size_t i = 0; i < 4; i++)
+            LIN_UNROLL
+            for (size_t i = 0; i < 4; i++) {
+                LIN_UNROLL
                 for (size_t q = 0; q < 4; q++) acc[i][q] = zero;
+            }
             if (kb + 4 <= K && jb + 4 <= nc) { /* a whole block: no lane of zeros to choose */
                 const double *a0 = A + kb * N, *d0 = D + jb * Np;
                 for (size_t n0 = r0; n0 < rf; n0 += 8) {
@@ -309,13 +335,25 @@ LIN_INLINE void dz_rows(size_t KS, size_t N, size_t K, size_t nc, const double *
             }
             if (r1 > Nf && Nf < N) {
                 lin_vd a[4], d[4];
+                LIN_UNROLL
                 for (size_t i = 0; i < 4; i++) a[i] = vld(att + 8 * (kb + i));
-                for (size_t q = 0; q < 4; q++) d[q] = jb + q < nc ? vld(D + (jb + q) * Np + Nf) : zero;
-                for (size_t i = 0; i < 4; i++)
+                LIN_UNROLL
+                for (size_t q = 0; q < 4; q++) d[q] = vld(D + (jb + q < nc ? jb + q : jb) * Np + Nf);
+                LIN_UNROLL
+                for (size_t i = 0; i < 4; i++) {
+                    LIN_UNROLL
                     for (size_t q = 0; q < 4; q++) acc[i][q] += a[i] * d[q];
+                }
             }
-            for (size_t i = 0; i < 4 && kb + i < K; i++)
-                for (size_t q = 0; q < 4 && jb + q < nc; q++) out[(kb + i) + (jb + q) * K] = lane_sum(&acc[i][q]);
+            LIN_UNROLL
+            for (size_t i = 0; i < 4; i++) {
+                LIN_UNROLL
+                for (size_t q = 0; q < 4; q++) {
+                    double v;
+                    LANE_SUM(acc[i][q], v);
+                    if (kb + i < K && jb + q < nc) out[(kb + i) + (jb + q) * K] = v;
+                }
+            }
         }
 }
 
@@ -355,11 +393,7 @@ LIN_INLINE void dec_task_body(size_t KS, const dec_ctx *cx, size_t t)
                     memset(at + 8 * k, 0, 8 * sizeof(double));
                 dap[k] = grad && k < K ? dA + k * N + n0 : NULL;
             }
-            for (size_t jj = 0; jj < nc; jj++) {
-                xp[jj] = xc[jj] + (n0 - r0);
-                if (n0 + 8 * PF_TILES < r1) ahead(xp[jj] + 8 * PF_TILES);
-            }
-            dec_tile(KS, nc, at, cx->zp + j0 * KS, xp, cx->c + n0, cx->iv + n0, cx->scale, cx->qsum + n0, cx->dc + n0,
+            dec_tile(KS, nc, at, cx->zp + j0 * KS, xc, n0 - r0, n0 + 8 * PF_TILES < r1, cx->c + n0, cx->iv + n0, cx->scale, cx->qsum + n0, cx->dc + n0,
                      dap, D + n0, Np, j0 == 0, grad);
         }
         if (r1 > Nf) {
@@ -381,7 +415,7 @@ LIN_INLINE void dec_task_body(size_t KS, const dec_ctx *cx, size_t t)
             memcpy(ivt, cx->iv + Nf, bytes);
             memcpy(qt, cx->qsum + Nf, bytes);
             memcpy(dct, cx->dc + Nf, bytes);
-            dec_tile(KS, nc, att, cx->zp + j0 * KS, xp, ct, ivt, cx->scale, qt, dct, dap, D + Nf, Np, j0 == 0, grad);
+            dec_tile(KS, nc, att, cx->zp + j0 * KS, xp, 0, 0, ct, ivt, cx->scale, qt, dct, dap, D + Nf, Np, j0 == 0, grad);
             memcpy(cx->qsum + Nf, qt, bytes);
             memcpy(cx->dc + Nf, dct, bytes);
             if (grad)
@@ -394,16 +428,17 @@ LIN_INLINE void dec_task_body(size_t KS, const dec_ctx *cx, size_t t)
 /* ---- dB = dmu h^T --------------------------------------------------------------------------- */
 
 /* One tile of 8 channels: out[k] (+)= sum_jj h_jj dmu[k, jj] over the group's samples. */
-LIN_INLINE void encb_tile(size_t KS, size_t nc, const double *dmp, const double *const *hp, double *out, size_t Np,
-                          int first)
+LIN_INLINE void encb_tile(size_t KS, size_t nc, const double *dmp, const double *const *hp, size_t off, int pf,
+                          double *out, size_t Np, int first)
 {
     const lin_vd zero = {0};
     lin_vd acc[16];
     LIN_UNROLL
     for (size_t k = 0; k < KS; k++) acc[k] = first ? zero : vld(out + k * Np);
     for (size_t jj = 0; jj < nc; jj++) {
-        const lin_vd hv = vld(hp[jj]);
+        const lin_vd hv = vld(hp[jj] + off);
         const double *dm = dmp + jj * KS;
+        if (pf) ahead(hp[jj] + off + 8 * PF_TILES);
         LIN_UNROLL
         for (size_t k = 0; k < KS; k++) acc[k] += hv * dm[k];
     }
@@ -430,13 +465,8 @@ LIN_INLINE void encb_task_body(size_t KS, const encb_ctx *cx, size_t t)
         const double *hc[EB_JG], *hp[EB_JG];
         for (size_t jj = 0; jj < nc; jj++) hc[jj] = colp(cx->h, cx->ldh, cx->cols, j0 + jj) + r0;
         ahead_group(cx->h + r0, cx->ldh, cx->cols, j0 + EB_JG, j0 + 2 * EB_JG < M ? j0 + 2 * EB_JG : M, r1 - r0);
-        for (size_t n0 = r0; n0 < r1 && n0 < Nf; n0 += 8) {
-            for (size_t jj = 0; jj < nc; jj++) {
-                hp[jj] = hc[jj] + (n0 - r0);
-                if (n0 + 8 * PF_TILES < r1) ahead(hp[jj] + 8 * PF_TILES);
-            }
-            encb_tile(KS, nc, cx->dmp + j0 * KS, hp, dBt + n0, Np, j0 == 0);
-        }
+        for (size_t n0 = r0; n0 < r1 && n0 < Nf; n0 += 8)
+            encb_tile(KS, nc, cx->dmp + j0 * KS, hc, n0 - r0, n0 + 8 * PF_TILES < r1, dBt + n0, Np, j0 == 0);
         if (r1 > Nf) {
             double ht[EB_JG][8];
             memset(ht, 0, sizeof ht);
@@ -444,7 +474,7 @@ LIN_INLINE void encb_task_body(size_t KS, const encb_ctx *cx, size_t t)
                 memcpy(ht[jj], hc[jj] + (Nf - r0), (N - Nf) * sizeof(double));
                 hp[jj] = ht[jj];
             }
-            encb_tile(KS, nc, cx->dmp + j0 * KS, hp, dBt + Nf, Np, j0 == 0);
+            encb_tile(KS, nc, cx->dmp + j0 * KS, hp, 0, 0, dBt + Nf, Np, j0 == 0);
         }
     }
     for (size_t n = r0; n < r1; n++)

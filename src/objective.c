@@ -398,7 +398,7 @@ int disrnn__loss(disrnn_model_t *m, disrnn__pool *pool, size_t M, const double *
 
     if (pc_on)
         pc = disrnn__pc(K, M, ws->mu, ws->z, ws->s, ws->log_s, G, sp->group_start, n_tot, ws->pc_work,
-                        pc_grad ? ws->pc_dz : NULL, ws->pc_dmu, ws->pc_dlog_s);
+                        pc_grad ? ws->pc_dz : NULL, ws->pc_dmu, ws->pc_dlog_s, pool);
 
     if (grad) {
         if (pc_grad)

@@ -28,6 +28,7 @@ int disrnn__obs_check(int obs, size_t N, size_t M, const double *x, size_t ldx, 
 
 /* penalty_pc.c */
 
+
 /** Number of doubles of workspace disrnn__pc() needs for K latents, M samples and G groups
  *  (0 on overflow). */
 size_t disrnn__pc_work_size(size_t K, size_t M, size_t G);
@@ -38,10 +39,11 @@ size_t disrnn__pc_work_size(size_t K, size_t M, size_t G);
  *  doubles. Returns PC_hat. When dz is non-NULL, dz (K x M), dmu (K x M) and dlog_s (K) receive
  *  the gradient of PC_hat w.r.t. z, mu (as mixture centres; the dependence of z on mu is the
  *  caller's chain rule) and log s (through the normal densities with z held fixed); all three
- *  are overwritten. */
+ *  are overwritten. The rows run in chunks fixed by M on pool (NULL: the calling thread), the
+ *  same bits for any thread count. */
 double disrnn__pc(size_t K, size_t M, const double *mu, const double *z, const double *s, const double *log_s,
                   size_t G, const size_t *group_start, double n_tot, double *work, double *dz, double *dmu,
-                  double *dlog_s);
+                  double *dlog_s, disrnn__pool *pool);
 
 /** The PC kernel's vector exponential on its own (for the tests): x[i] = 2^x[i] in place, within
  *  1 ulp of exp2 for x in [-1021, 0], 0 below, NaN propagated, with the instruction set isa

@@ -112,18 +112,42 @@ typedef struct pc_ctx {
     double w_off, lw_off, inv_m;
     double m_woff;        /* M / w_off (0 without weights) */
     int exact_all;        /* 1: every row through pc_row_exact() (inputs beyond 1e100) */
+    size_t r0, r1;        /* the rows of this task */
 } pc_ctx;
+
+/* Tasks (threads.h): the rows in chunks of pc_chunk_rows(M), a multiple of PC_BLK fixed by M
+ * alone; each chunk has its own row buffers and its own centre, column and log s sums, added in
+ * chunk order at the end, so the bits do not depend on the thread count. Chunks of at least 128
+ * rows (one chunk up to M = 128: splitting there cost 3 to 5% of a one-thread step, measured)
+ * and at most 8 of them keep that reduction (8 (K + G) M values) small next to the rows' M^2
+ * work. */
+#define PC_MAX_CHUNKS 8
+static size_t pc_chunk_rows(size_t M)
+{
+    size_t r = (M + PC_MAX_CHUNKS - 1) / PC_MAX_CHUNKS;
+    r = (r + PC_BLK - 1) / PC_BLK * PC_BLK;
+    return r > 128 ? r : 128;
+}
+static size_t pc_chunks(size_t M) { return (M + pc_chunk_rows(M) - 1) / pc_chunk_rows(M); }
+
+/* Doubles of one chunk's own part of the work buffer: Ef, Eg, W, dmuT, CS (Mp long each, PC_BLK
+ * rows of Ef and Eg), a, Sg, SW, dls; a multiple of 8 so that every chunk stays 64-byte aligned. */
+static size_t pc_chunk_size(size_t K, size_t Mp, size_t G)
+{
+    const size_t n = (PC_BLK + PC_BLK * G + 1 + K + G) * Mp + PC_BLK * K + PC_BLK * G + G + K;
+    return (n + 7) / 8 * 8;
+}
+
 
 size_t disrnn__pc_work_size(size_t K, size_t M, size_t G)
 {
     size_t mp, a, b, n;
-    if (M > SIZE_MAX - PC_W) return 0;
+    if (M > SIZE_MAX / 2 - PC_W || K > SIZE_MAX / 64 || G > SIZE_MAX / 64) return 0;
     mp = (M + PC_W - 1) / PC_W * PC_W;
-    /* bT and dmuT (2 K Mp), PC_BLK rows' Ef and Eg, W, CS (((PC_BLK + 1) G + PC_BLK + 1) Mp),
-     * PC_BLK rows' a and Sg, inv_s, gsc, dls ((PC_BLK + 3) K + (PC_BLK + 1) G), alignment slack */
-    if (K > SIZE_MAX / 16 || G > SIZE_MAX / 16 || disrnn__mul_size(2 * K, mp, &a) ||
-        disrnn__mul_size((PC_BLK + 1) * (G + 1), mp, &b) || disrnn__add_size(a, b, &n) ||
-        disrnn__add_size(n, (PC_BLK + 3) * K + (PC_BLK + 1) * G + PC_W, &n))
+    /* bT (K Mp), inv_s and gsc (2 K, rounded up to 8 doubles), the chunks' own parts, alignment
+     * slack */
+    if (disrnn__mul_size(K, mp, &a) || disrnn__mul_size(pc_chunks(M), pc_chunk_size(K, mp, G), &b) ||
+        disrnn__add_size(a, b, &n) || disrnn__add_size(n, (2 * K + 7) / 8 * 8 + PC_W, &n))
         return 0;
     return n;
 }
@@ -473,7 +497,7 @@ PC_INLINE double pc_rows_vec(const pc_ctx *c)
      * [2^-500, 2^500] by moving powers of two into an integer exponent (exact) */
     double total = 0.0, prod = 1.0;
     long e2 = 0;
-    for (size_t i = 0; i < c->M; i++) {
+    for (size_t i = c->r0; i < c->r1; i++) {
         double contrib = 0.0, ratio = -1.0;
         const size_t K = c->K;
         for (size_t k = 0; k < K; k++) c->a[k] = c->z[k + i * K] * c->inv_s[k];
@@ -809,7 +833,7 @@ __attribute__((target("avx512f"))) static double pc_rows_avx512(const pc_ctx *c)
     size_t npend = 0;
     double total = 0.0, prod = 1.0;
     long e2 = 0;
-    const size_t K = c->K, M = c->M;
+    const size_t K = c->K, M = c->r1;
     tb.hi0 = _mm512_loadu_pd(pc_exp_hi);
     tb.hi1 = _mm512_loadu_pd(pc_exp_hi + 8);
     tb.lo0 = _mm512_loadu_pd(pc_exp_lo);
@@ -825,7 +849,7 @@ __attribute__((target("avx512f"))) static double pc_rows_avx512(const pc_ctx *c)
         if (npend) pc_rows512_bwd(c, pend, npend);                                                      \
         npend = 0;                                                                                      \
     } while (0)
-    for (size_t i0 = 0; i0 < M; i0 += PC_BLK) {
+    for (size_t i0 = c->r0; i0 < M; i0 += PC_BLK) {
         const size_t n = M - i0 < PC_BLK ? M - i0 : PC_BLK;
         double contrib[PC_BLK], ratio[PC_BLK];
         int exact[PC_BLK];
@@ -886,7 +910,7 @@ static double pc_rows(const pc_ctx *c)
 static double pc_rows(const pc_ctx *c)
 {
     double total = 0.0;
-    for (size_t i = 0; i < c->M; i++) {
+    for (size_t i = c->r0; i < c->r1; i++) {
         for (size_t k = 0; k < c->K; k++) c->a[k] = c->z[k + i * c->K] * c->inv_s[k];
         total += pc_row_exact(c, i);
     }
@@ -960,46 +984,42 @@ static double *align64(double *p)
     return r ? (double *)(u + (64 - r)) : p;
 }
 
+typedef struct pc_job {
+    pc_ctx ctx[PC_MAX_CHUNKS];
+    double part[PC_MAX_CHUNKS];
+} pc_job;
+
+static void pc_task(void *job, size_t t)
+{
+    pc_job *jb = (pc_job *)job;
+    jb->part[t] = pc_rows(&jb->ctx[t]);
+}
+
 double disrnn__pc(size_t K, size_t M, const double *mu, const double *z, const double *s, const double *log_s,
                   size_t G, const size_t *group_start, double n_tot, double *work, double *dz, double *dmu,
-                  double *dlog_s)
+                  double *dlog_s, disrnn__pool *pool)
 {
-    const size_t Mp = (M + PC_W - 1) / PC_W * PC_W;
+    const size_t Mp = (M + PC_W - 1) / PC_W * PC_W, C = pc_chunks(M), R = pc_chunk_rows(M);
+    const size_t csz = pc_chunk_size(K, Mp, G);
     double *p = align64(work);
     double *bT, *inv_s, *gsc;
     pc_ctx c;
-    double total, big = 0.0;
+    pc_job jb;
+    double total = 0.0, big = 0.0;
     (void)log_s; /* the constants c_g cancel; ln s enters the gradient only as a constant -1 */
+    memset(&c, 0, sizeof c);
     c.K = K;
     c.M = M;
     c.Mp = Mp;
     c.G = G;
     c.gs = group_start;
     c.z = z;
-    /* the Mp-long arrays first, so that all of them are 64-byte aligned */
+    /* the shared arrays, then each chunk's own part; every Mp-long array 64-byte aligned */
     bT = p;
     p += K * Mp;
-    c.dmuT = p;
-    p += K * Mp;
-    c.Ef = p;
-    p += PC_BLK * Mp;
-    c.Eg = p;
-    p += PC_BLK * G * Mp;
-    c.W = p;
-    p += Mp;
-    c.CS = p;
-    p += G * Mp;
-    c.a = p;
-    p += PC_BLK * K;
     inv_s = p;
-    p += K;
-    gsc = p;
-    p += K;
-    c.dls = dz && dlog_s ? p : NULL;
-    p += K;
-    c.Sg = p;
-    p += PC_BLK * G;
-    c.SW = p;
+    gsc = p + K;
+    p += (2 * K + 7) / 8 * 8;
     c.dz = dz;
     c.w_off = n_tot > 1.0 ? (n_tot - 1.0) / (double)(M - 1) : 0.0;
     c.lw_off = n_tot > 1.0 ? log(c.w_off) : -INFINITY;
@@ -1027,26 +1047,61 @@ double disrnn__pc(size_t K, size_t M, const double *mu, const double *z, const d
     for (size_t k = 0; k < K; k++)
         for (size_t j = M; j < Mp; j++) bT[k * Mp + j] = c.exact_all ? 0.0 : 2.0 * big + 64.0;
     c.bT = bT;
-    if (dz) {
-        memset(c.dmuT, 0, K * Mp * sizeof(double));
-        memset(c.CS, 0, G * Mp * sizeof(double));
-        memset(c.SW, 0, G * sizeof(double));
-        if (c.dls) memset(c.dls, 0, K * sizeof(double));
+    for (size_t t = 0; t < C; t++) {
+        pc_ctx *ct = &jb.ctx[t];
+        double *q = p + t * csz;
+        *ct = c;
+        ct->r0 = t * R;
+        ct->r1 = M - ct->r0 < R ? M : ct->r0 + R;
+        ct->Ef = q;
+        q += PC_BLK * Mp;
+        ct->Eg = q;
+        q += PC_BLK * G * Mp;
+        ct->W = q;
+        q += Mp;
+        ct->dmuT = q;
+        q += K * Mp;
+        ct->CS = q;
+        q += G * Mp;
+        ct->a = q;
+        q += PC_BLK * K;
+        ct->Sg = q;
+        q += PC_BLK * G;
+        ct->SW = q;
+        q += G;
+        ct->dls = dz && dlog_s ? q : NULL;
+        if (dz) {
+            memset(ct->dmuT, 0, K * Mp * sizeof(double));
+            memset(ct->CS, 0, G * Mp * sizeof(double));
+            memset(ct->SW, 0, G * sizeof(double));
+            if (ct->dls) memset(ct->dls, 0, K * sizeof(double));
+        }
     }
-    total = pc_rows(&c);
+    disrnn__pool_run(pool, C, pc_task, &jb);
+    for (size_t t = 0; t < C; t++) total += jb.part[t];
     if (dz) {
+        /* the chunks' sums, added in chunk order into the first chunk's */
+        pc_ctx *c0 = &jb.ctx[0];
+        for (size_t t = 1; t < C; t++) {
+            const pc_ctx *ct = &jb.ctx[t];
+            for (size_t i = 0; i < K * Mp; i++) c0->dmuT[i] += ct->dmuT[i];
+            for (size_t i = 0; i < G * Mp; i++) c0->CS[i] += ct->CS[i];
+            for (size_t g = 0; g < G; g++) c0->SW[g] += ct->SW[g];
+            if (c0->dls)
+                for (size_t k = 0; k < K; k++) c0->dls[k] += ct->dls[k];
+        }
         /* dmu_jk = (sum_i W_ij a_ik - b_jk sum_i W_ij) / s_k; for log s add sum_j b_jk^2 CS_j and
          * the constant's -sum W (0 up to rounding) */
         for (size_t g = 0; g < G; g++)
             for (size_t k = group_start[g]; k < group_start[g + 1]; k++) {
-                const double *b = bT + k * Mp, *cs = c.CS + g * Mp, *dm = c.dmuT + k * Mp;
+                const double *b = bT + k * Mp, *cs = c0->CS + g * Mp, *dm = c0->dmuT + k * Mp;
                 double bb = 0.0;
                 for (size_t j = 0; j < M; j++) {
                     dmu[k + j * K] = (dm[j] - b[j] * cs[j]) * gsc[k];
                     bb += b[j] * b[j] * cs[j];
                 }
                 /* squared distances in natural units are the scaled ones times 1 / KAPPA^2 */
-                if (c.dls) dlog_s[k] = (c.dls[k] + bb) * TWO_LN2 - c.SW[g];
+                if (c0->dls) dlog_s[k] = (c0->dls[k] + bb) * TWO_LN2 - c0->SW[g];
             }
     }
     return total * c.inv_m + (double)(G - 1) * log(n_tot);

@@ -1,7 +1,10 @@
-/* The worker pool (see threads.h). Workers sleep on a condition variable between runs; a run
- * publishes (fn, ctx, n_tasks) under the lock with a new generation number, and every thread,
- * the caller included, takes the next task index under the lock until none is left. Tasks are
- * coarse (a few to a few hundred per run), so the lock is not contended. */
+/* The worker pool (see threads.h). A run publishes (fn, ctx, n_tasks) under the lock with a new
+ * generation number, and every thread, the caller included, takes the next task index under the
+ * lock until none is left. Tasks are coarse (a few to a few hundred per run), so the lock is not
+ * contended. A training step makes several runs a few microseconds apart, and waking a sleeping
+ * thread costs about as much as a task on a virtual machine, so after a run the workers (and the
+ * caller waiting for the last task) spin for a while, watching the generation (or the count of
+ * finished tasks) with atomic loads, before they sleep on a condition variable. */
 #include "threads.h"
 
 #if defined(_POSIX_THREADS) || defined(__unix__) || defined(__APPLE__)
@@ -28,8 +31,29 @@ struct disrnn__pool {
     void *ctx;
     size_t n_tasks, next, finished;
     unsigned long generation;
-    int stop;
+    int stop, sleepers; /* sleepers: threads waiting on wake or done */
 };
+
+/* Spin iterations before sleeping (each a pause instruction or so: about 50-100 us). */
+#define SPIN 20000
+
+/* generation, finished and stop change under the lock but are also watched without it: every
+ * access to them is atomic */
+#if defined(__GNUC__)
+#define LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#if defined(__x86_64__) || defined(__i386__)
+#define RELAX() __builtin_ia32_pause()
+#else
+#define RELAX() ((void)0)
+#endif
+#else /* no atomics: no spinning, the condition variables alone */
+#define LOAD_ACQ(p) (*(p))
+#define STORE_REL(p, v) (*(p) = (v))
+#define RELAX() ((void)0)
+#undef SPIN
+#define SPIN 0
+#endif
 
 /* Take and run tasks of the current run until none is left; called with the lock held, returns
  * with it held. */
@@ -42,7 +66,8 @@ static void drain(disrnn__pool *p)
         pthread_mutex_unlock(&p->lock);
         fn(ctx, t);
         pthread_mutex_lock(&p->lock);
-        if (++p->finished == p->n_tasks) pthread_cond_signal(&p->done);
+        STORE_REL(&p->finished, LOAD_ACQ(&p->finished) + 1);
+        if (LOAD_ACQ(&p->finished) == p->n_tasks && p->sleepers) pthread_cond_broadcast(&p->done);
     }
 }
 
@@ -52,9 +77,19 @@ static void *worker(void *arg)
     unsigned long seen = 0;
     pthread_mutex_lock(&p->lock);
     for (;;) {
-        while (!p->stop && p->generation == seen) pthread_cond_wait(&p->wake, &p->lock);
-        if (p->stop) break;
-        seen = p->generation;
+        if (!LOAD_ACQ(&p->stop) && LOAD_ACQ(&p->generation) == seen) {
+            /* spin (without the lock) while the next run is likely to come soon */
+            pthread_mutex_unlock(&p->lock);
+            for (int i = 0; i < SPIN && LOAD_ACQ(&p->generation) == seen && !LOAD_ACQ(&p->stop); i++) RELAX();
+            pthread_mutex_lock(&p->lock);
+            while (!LOAD_ACQ(&p->stop) && LOAD_ACQ(&p->generation) == seen) {
+                p->sleepers++;
+                pthread_cond_wait(&p->wake, &p->lock);
+                p->sleepers--;
+            }
+        }
+        if (LOAD_ACQ(&p->stop)) break;
+        seen = LOAD_ACQ(&p->generation);
         drain(p);
     }
     pthread_mutex_unlock(&p->lock);
@@ -97,7 +132,7 @@ void disrnn__pool_free(disrnn__pool *p)
     disrnn__allocator al;
     if (!p) return;
     pthread_mutex_lock(&p->lock);
-    p->stop = 1;
+    STORE_REL(&p->stop, 1);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
     for (size_t i = 0; i < p->n_workers; i++) pthread_join(p->workers[i], NULL);
@@ -123,11 +158,20 @@ void disrnn__pool_run(disrnn__pool *p, size_t n_tasks, disrnn__task_fn fn, void 
     p->ctx = ctx;
     p->n_tasks = n_tasks;
     p->next = 0;
-    p->finished = 0;
-    p->generation++;
-    pthread_cond_broadcast(&p->wake);
+    STORE_REL(&p->finished, (size_t)0);
+    STORE_REL(&p->generation, LOAD_ACQ(&p->generation) + 1);
+    if (p->sleepers) pthread_cond_broadcast(&p->wake);
     drain(p);
-    while (p->finished < p->n_tasks) pthread_cond_wait(&p->done, &p->lock);
+    if (LOAD_ACQ(&p->finished) < p->n_tasks) {
+        pthread_mutex_unlock(&p->lock);
+        for (int i = 0; i < SPIN && LOAD_ACQ(&p->finished) < n_tasks; i++) RELAX();
+        pthread_mutex_lock(&p->lock);
+        while (LOAD_ACQ(&p->finished) < p->n_tasks) {
+            p->sleepers++;
+            pthread_cond_wait(&p->done, &p->lock);
+            p->sleepers--;
+        }
+    }
     pthread_mutex_unlock(&p->lock);
 }
 

@@ -115,8 +115,8 @@ static void check_case(const pc_case *pcs, uint64_t seed, double *worst_val, dou
     nwork = disrnn__pc_work_size(K, M, G);
     assert_true(nwork > 0);
     work = (double *)calloc(nwork, sizeof(double));
-    pc = disrnn__pc(K, M, mu, z, s, ls, G, gs, pcs->n_tot, work, dz, dmu, dls);
-    pc_value_only = disrnn__pc(K, M, mu, z, s, ls, G, gs, pcs->n_tot, work, NULL, NULL, NULL);
+    pc = disrnn__pc(K, M, mu, z, s, ls, G, gs, pcs->n_tot, work, dz, dmu, dls, NULL);
+    pc_value_only = disrnn__pc(K, M, mu, z, s, ls, G, gs, pcs->n_tot, work, NULL, NULL, NULL, NULL);
     ref = ref_pc(K, M, mu, z, s, G, gs, pcs->n_tot, rdz, rdmu, rdls);
     /* the value is a difference of log-sum-exps of size ln M: compare on that scale */
     dv = fabs(pc - ref) / fmax(fabs(ref), 1.0);
@@ -189,7 +189,7 @@ static void test_nan_propagates(void **state)
     for (size_t k = 0; k < K; k++) ls[k] = log(s[k]);
     z[5] = NAN;
     work = (double *)calloc(disrnn__pc_work_size(K, M, 2), sizeof(double));
-    assert_true(isnan(disrnn__pc(K, M, mu, z, s, ls, 2, gs, 100.0, work, dz, dmu, dls)));
+    assert_true(isnan(disrnn__pc(K, M, mu, z, s, ls, 2, gs, 100.0, work, dz, dmu, dls, NULL)));
     free(work);
 }
 
@@ -269,6 +269,51 @@ static void test_work_size(void **state)
     assert_int_equal(disrnn__pc_work_size(SIZE_MAX / 2, 128, 2), 0);
 }
 
+/* Rows in chunks on a pool of 2 or 3 threads: the value and every gradient are the bits of the
+ * calling thread alone (M = 129, 300 and 512 make 2, 3 and 4 chunks). */
+static void test_pool_same_bits(void **state)
+{
+    const size_t Ms[] = {129, 300, 512}, Ks[] = {4, 12, 16}, Gs[] = {2, 6, 4};
+    uint64_t seed = 31;
+    (void)state;
+    for (size_t threads = 2; threads <= 3; threads++) {
+        disrnn__pool *pool = disrnn__pool_create(disrnn__default_allocator(), threads);
+        assert_non_null(pool);
+        for (size_t c = 0; c < 3; c++) {
+            const size_t M = Ms[c], K = Ks[c], G = Gs[c];
+            size_t gs[17];
+            double *mu = malloc(K * M * sizeof(double)), *z = malloc(K * M * sizeof(double));
+            double s[16], ls[16], dls[2][16], pc[2], *dz[2], *dmu[2];
+            double *work = calloc(disrnn__pc_work_size(K, M, G), sizeof(double));
+            assert_true(mu && z && work);
+            for (size_t g = 0; g <= G; g++) gs[g] = g * K / G;
+            test_normal(&seed, mu, K * M);
+            test_normal(&seed, z, K * M);
+            test_uniform(&seed, s, K, 0.3, 0.8);
+            for (size_t k = 0; k < K; k++) ls[k] = log(s[k]);
+            for (size_t i = 0; i < K * M; i++) z[i] = mu[i] + 0.5 * z[i];
+            for (int r = 0; r < 2; r++) {
+                dz[r] = malloc(K * M * sizeof(double));
+                dmu[r] = malloc(K * M * sizeof(double));
+                assert_true(dz[r] && dmu[r]);
+                pc[r] = disrnn__pc(K, M, mu, z, s, ls, G, gs, 5000.0, work, dz[r], dmu[r], dls[r], r ? pool : NULL);
+            }
+            assert_memory_equal(&pc[0], &pc[1], sizeof(double));
+            assert_memory_equal(dz[0], dz[1], K * M * sizeof(double));
+            assert_memory_equal(dmu[0], dmu[1], K * M * sizeof(double));
+            assert_memory_equal(dls[0], dls[1], K * sizeof(double));
+            for (int r = 0; r < 2; r++) {
+                free(dz[r]);
+                free(dmu[r]);
+            }
+            free(mu);
+            free(z);
+            free(work);
+        }
+        disrnn__pool_free(pool);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -276,6 +321,7 @@ int main(void)
         cmocka_unit_test(test_nan_propagates),
         cmocka_unit_test(test_work_size),
         cmocka_unit_test(test_exp2_accuracy),
+        cmocka_unit_test(test_pool_same_bits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
