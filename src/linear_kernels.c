@@ -243,12 +243,13 @@ LIN_INLINE void enc_fwd_dot(size_t N, size_t K, size_t ja, size_t M, const doubl
 
 /* One tile of 8 channels for the nc samples of a group. at: A's rows of the tile, 8 per latent
  * (a contiguous copy, so every load is at a fixed offset; zeros for padded k); zp: the group's z,
- * KS per sample (zeros past K); xp[jj]: the tile's rows of sample jj; c, iv, qs, dc: the tile's
+ * KS per sample (zeros past K); xp[jj] + off: the tile's rows of sample jj (pf: ask for the
+ * lines PF_TILES tiles ahead); c, iv, qs, dc: the tile's
  * channel values (qs and dc accumulate); dap[k]: dA's rows (NULL for padded k); dp: dETA's rows
  * (ld ldd). */
 LIN_INLINE void dec_tile(size_t KS, size_t nc, const double *at, const double *zp, const double *const *xp,
-                         size_t off, int pf, const double *c, const double *iv, double scale, double *qs, double *dc, double *const *dap,
-                         double *dp, size_t ldd, int first, int grad)
+                         size_t off, int pf, const double *c, const double *iv, double scale, double *qs,
+                         double *dc, double *const *dap, double *dp, size_t ldd, int first, int grad)
 {
     const lin_vd zero = {0}, cv = vld(c), ivv = vld(iv);
     lin_vd da[16], qv = vld(qs), dcv = vld(dc);
@@ -393,8 +394,8 @@ LIN_INLINE void dec_task_body(size_t KS, const dec_ctx *cx, size_t t)
                     memset(at + 8 * k, 0, 8 * sizeof(double));
                 dap[k] = grad && k < K ? dA + k * N + n0 : NULL;
             }
-            dec_tile(KS, nc, at, cx->zp + j0 * KS, xc, n0 - r0, n0 + 8 * PF_TILES < r1, cx->c + n0, cx->iv + n0, cx->scale, cx->qsum + n0, cx->dc + n0,
-                     dap, D + n0, Np, j0 == 0, grad);
+            dec_tile(KS, nc, at, cx->zp + j0 * KS, xc, n0 - r0, n0 + 8 * PF_TILES < r1, cx->c + n0, cx->iv + n0,
+                     cx->scale, cx->qsum + n0, cx->dc + n0, dap, D + n0, Np, j0 == 0, grad);
         }
         if (r1 > Nf) {
             /* the last channels through padded copies: padded rows have x = c = 0, A = 0 and
@@ -415,7 +416,8 @@ LIN_INLINE void dec_task_body(size_t KS, const dec_ctx *cx, size_t t)
             memcpy(ivt, cx->iv + Nf, bytes);
             memcpy(qt, cx->qsum + Nf, bytes);
             memcpy(dct, cx->dc + Nf, bytes);
-            dec_tile(KS, nc, att, cx->zp + j0 * KS, xp, 0, 0, ct, ivt, cx->scale, qt, dct, dap, D + Nf, Np, j0 == 0, grad);
+            dec_tile(KS, nc, att, cx->zp + j0 * KS, xp, 0, 0, ct, ivt, cx->scale, qt, dct, dap, D + Nf, Np, j0 == 0,
+                     grad);
             memcpy(cx->qsum + Nf, qt, bytes);
             memcpy(cx->dc + Nf, dct, bytes);
             if (grad)

@@ -170,8 +170,9 @@ static inline void prefetch_run(const double *p, size_t n)
  * a minibatch is read where it lies in the sample store. eta (ld lde) holds A z on entry (the bias
  * c is added here) and scale * dNLL/deta on exit; sum_j (x - eta)^2 / sigma_n^2 is added to
  * qsum[n] and the sum of dNLL/deta over the samples to dc[n] (the bias gradient), so a batch can be
- * taken in groups of samples. The loop over channels is contiguous and vectorised, with the widest vectors
- * the CPU has. */
+ * taken in groups of samples. The loop over channels is contiguous and vectorised, with the widest
+ * vectors the CPU has. This is the path of CPUs without AVX-512 and of more than 16 latents; the
+ * others take disrnn__lin_dec_gauss. */
 /* No clones under ThreadSanitizer: their ifunc resolver runs before the sanitizer's runtime. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
 __attribute__((target_clones("avx512f", "avx2", "default"), optimize("vect-cost-model=dynamic")))

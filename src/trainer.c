@@ -234,7 +234,8 @@ int disrnn_trainer_set_progress(disrnn_trainer_t *tr, disrnn_progress_fn fn, voi
 
 static const char *const setting_names[DISRNN__NUM_TRAIN_OPTIONS] = {
     "OPTIMIZER", "LR", "BETA1", "BETA2", "EPS", "WEIGHT_DECAY", "BATCH_SIZE", "EPOCHS", "MAX_STEPS",
-    "CLIP_NORM", "SCHEDULE", "LR_GAMMA", "LR_MIN", "PATIENCE", "KEEP_BEST", "SHUFFLE", "DROP_LAST", "THREADS"};
+    "CLIP_NORM", "SCHEDULE", "LR_GAMMA", "LR_MIN", "PATIENCE", "KEEP_BEST", "SHUFFLE", "DROP_LAST",
+    "THREADS"};
 
 static int check_option(const disrnn_trainer_t *tr, int option, int is_int)
 {
@@ -483,8 +484,8 @@ static int batch_loss(disrnn_trainer_t *tr, disrnn__rng *r, size_t M, const batc
         return disrnn__fail(&tr->base, DISRNN_ERR_INVALID_ARG,
                             "A batch of one sample cannot estimate the PC penalty (beta > 0, G > 1); use a batch size of at least 2.");
     disrnn__rng_normal(r, tr->beps, sp->K * M);
-    rc = disrnn__loss(tr->model, tr->pool, M, b->x, sp->N, b->h, sp->N, b->cols, b->u, sp->P ? sp->P : 1, b->mask, sp->N, tr->beps, sp->K,
-                      terms, grad);
+    rc = disrnn__loss(tr->model, tr->pool, M, b->x, sp->N, b->h, sp->N, b->cols, b->u, sp->P ? sp->P : 1, b->mask,
+                      sp->N, tr->beps, sp->K, terms, grad);
     if (rc != DISRNN_OK && rc != DISRNN_ERR_NONFINITE)
         return disrnn__fail(&tr->base, rc, "The objective failed on a batch of %zu samples (%s): %s", M,
                             disrnn_status_string(rc), disrnn_model_last_error(tr->model));
@@ -523,8 +524,8 @@ static int apply_grad(disrnn_trainer_t *tr)
     o.beta2 = tr->set.dval[DISRNN_TRAIN_BETA2];
     o.eps = tr->set.dval[DISRNN_TRAIN_EPS];
     o.weight_decay = tr->set.dval[DISRNN_TRAIN_WEIGHT_DECAY];
-    if (!disrnn__adam_update(&o, tr->pool, n, tr->model->theta, tr->theta_old, tr->grad, tr->m, tr->v, tr->m_new, tr->v_new,
-                             tr->pr.step + 1)) {
+    if (!disrnn__adam_update(&o, tr->pool, n, tr->model->theta, tr->theta_old, tr->grad, tr->m, tr->v, tr->m_new,
+                             tr->v_new, tr->pr.step + 1)) {
         memcpy(tr->model->theta, tr->theta_old, n * sizeof(double));
         return DISRNN_ERR_NONFINITE;
     }
