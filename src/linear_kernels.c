@@ -34,12 +34,13 @@
  * them with AVX2's 4 lanes (10x slower at S3, measured), so other CPUs keep the BLAS path. */
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(DISRNN_LIN_OFF)
 #define LIN_VEC 1
+#include <immintrin.h>
 #else
 #define LIN_VEC 0
 #endif
 
 /* Samples per decoder group (the dETA buffer is N x DEC_JG) and per dB group. */
-#define DEC_JG 16
+#define DEC_JG 32
 #define EB_JG 32
 #define ENC_JG 8
 /* Tasks (see threads.h): mu by groups of ENC_COLS samples, the decoder and dB by chunks of
@@ -88,7 +89,7 @@ typedef double lin_vd __attribute__((vector_size(64)));
  * are plain unaligned vector moves (and no vector is passed by value, which would tie the
  * functions' ABI to one instruction set) */
 typedef double lin_vu __attribute__((vector_size(64), aligned(8), may_alias));
-#define LIN_INLINE static inline __attribute__((always_inline))
+#define LIN_INLINE static inline __attribute__((always_inline, target("avx512f")))
 #if defined(__clang__)
 #define LIN_UNROLL _Pragma("unroll")
 #else
@@ -172,13 +173,27 @@ LIN_INLINE void enc_fwd_body(size_t KV, size_t N, size_t K, size_t ja, size_t M,
  * instead, with B transposed (Bt: 4 x Np, k-major, zeros past N and past K) and 4 samples at a
  * time; each sum is the 8 lane sums added in a fixed order. */
 #define DOT_JG 4
-/* The sum of v's lanes in a fixed order; a macro, so that v's address is never taken (which
- * would keep the accumulators in memory instead of registers). */
-#define LANE_SUM(v, out)                                                                                     \
+
+/* The lane sums of 8 vectors at once, in 14 shuffles and 7 additions instead of 8 x 7 scalar
+ * additions: out[l] = ((a_l0 + a_l1) + (a_l2 + a_l3)) + ((a_l4 + a_l5) + (a_l6 + a_l7)) for the
+ * vectors a_0 .. a_7 (AVX-512 intrinsics: the kernels are compiled for AVX-512 only). A macro, so
+ * that no accumulator's address is taken (which would keep them in memory, not registers). */
+#define REDUCE8(a0, a1, a2, a3, a4, a5, a6, a7, out)                                                         \
     do {                                                                                                     \
-        double l_[8];                                                                                        \
-        vst(l_, (v));                                                                                        \
-        (out) = ((l_[0] + l_[4]) + (l_[2] + l_[6])) + ((l_[1] + l_[5]) + (l_[3] + l_[7]));                   \
+        const __m512d p0_ = _mm512_add_pd(_mm512_unpacklo_pd((__m512d)(a0), (__m512d)(a1)),                 \
+                                          _mm512_unpackhi_pd((__m512d)(a0), (__m512d)(a1)));                 \
+        const __m512d p1_ = _mm512_add_pd(_mm512_unpacklo_pd((__m512d)(a2), (__m512d)(a3)),                 \
+                                          _mm512_unpackhi_pd((__m512d)(a2), (__m512d)(a3)));                 \
+        const __m512d p2_ = _mm512_add_pd(_mm512_unpacklo_pd((__m512d)(a4), (__m512d)(a5)),                 \
+                                          _mm512_unpackhi_pd((__m512d)(a4), (__m512d)(a5)));                 \
+        const __m512d p3_ = _mm512_add_pd(_mm512_unpacklo_pd((__m512d)(a6), (__m512d)(a7)),                 \
+                                          _mm512_unpackhi_pd((__m512d)(a6), (__m512d)(a7)));                 \
+        const __m512d q0_ =                                                                                  \
+            _mm512_add_pd(_mm512_shuffle_f64x2(p0_, p1_, 0x88), _mm512_shuffle_f64x2(p0_, p1_, 0xDD));       \
+        const __m512d q1_ =                                                                                  \
+            _mm512_add_pd(_mm512_shuffle_f64x2(p2_, p3_, 0x88), _mm512_shuffle_f64x2(p2_, p3_, 0xDD));       \
+        _mm512_storeu_pd((out), _mm512_add_pd(_mm512_shuffle_f64x2(q0_, q1_, 0x88),                          \
+                                              _mm512_shuffle_f64x2(q0_, q1_, 0xDD)));                        \
     } while (0)
 
 /* One step of 8 channels for the group: acc[k][t] += Bt[k][n0..] h_t[n0..]. */
@@ -227,14 +242,12 @@ LIN_INLINE void enc_fwd_dot(size_t N, size_t K, size_t ja, size_t M, const doubl
             }
             dot_step(Bt, Np, Nf, hp, acc);
         }
-        LIN_UNROLL
-        for (size_t t = 0; t < DOT_JG; t++) {
-            LIN_UNROLL
-            for (size_t k = 0; k < 4; k++) {
-                double v;
-                LANE_SUM(acc[k][t], v);
-                if (j0 + t < M && k < K) mu[k + (j0 + t) * K] = v;
-            }
+        {
+            double r[16];
+            REDUCE8(acc[0][0], acc[1][0], acc[2][0], acc[3][0], acc[0][1], acc[1][1], acc[2][1], acc[3][1], r);
+            REDUCE8(acc[0][2], acc[1][2], acc[2][2], acc[3][2], acc[0][3], acc[1][3], acc[2][3], acc[3][3], r + 8);
+            for (size_t t = 0; t < DOT_JG && j0 + t < M; t++)
+                for (size_t k = 0; k < K; k++) mu[k + (j0 + t) * K] = r[4 * t + k];
         }
     }
 }
@@ -346,14 +359,13 @@ LIN_INLINE void dz_rows(size_t KS, size_t N, size_t K, size_t nc, const double *
                     for (size_t q = 0; q < 4; q++) acc[i][q] += a[i] * d[q];
                 }
             }
-            LIN_UNROLL
-            for (size_t i = 0; i < 4; i++) {
-                LIN_UNROLL
-                for (size_t q = 0; q < 4; q++) {
-                    double v;
-                    LANE_SUM(acc[i][q], v);
-                    if (kb + i < K && jb + q < nc) out[(kb + i) + (jb + q) * K] = v;
-                }
+            {
+                double r[16];
+                REDUCE8(acc[0][0], acc[1][0], acc[2][0], acc[3][0], acc[0][1], acc[1][1], acc[2][1], acc[3][1], r);
+                REDUCE8(acc[0][2], acc[1][2], acc[2][2], acc[3][2], acc[0][3], acc[1][3], acc[2][3], acc[3][3],
+                        r + 8);
+                for (size_t q = 0; q < 4 && jb + q < nc; q++)
+                    for (size_t i = 0; i < 4 && kb + i < K; i++) out[(kb + i) + (jb + q) * K] = r[4 * q + i];
             }
         }
 }
