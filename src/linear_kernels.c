@@ -98,6 +98,10 @@ typedef double lin_vu __attribute__((vector_size(64), aligned(8), may_alias));
 
 #define vld(p) ((lin_vd)(*(const lin_vu *)(const void *)(p)))
 #define vst(p, v) (*(lin_vu *)(void *)(p) = (v))
+/* The first lanes of a vector (mask m), zeros elsewhere, reading nothing past them: the last
+ * channels of a sample, whose run ends inside a tile. */
+#define vld_mask(p, m) ((lin_vd)_mm512_maskz_loadu_pd((__mmask8)(m), (p)))
+#define FULL 0xFFu
 LIN_INLINE const double *colp(const double *base, size_t ld, const size_t *cols, size_t j)
 {
     return base + (cols ? cols[j] : j) * ld;
@@ -197,11 +201,12 @@ LIN_INLINE void enc_fwd_body(size_t KV, size_t N, size_t K, size_t ja, size_t M,
     } while (0)
 
 /* One step of 8 channels for the group: acc[k][t] += Bt[k][n0..] h_t[n0..]. */
-LIN_INLINE void dot_step(const double *Bt, size_t Np, size_t n0, const double *const *hp, lin_vd acc[4][DOT_JG])
+LIN_INLINE void dot_step(const double *Bt, size_t Np, size_t n0, const double *const *hp, unsigned m,
+                         lin_vd acc[4][DOT_JG])
 {
     lin_vd hv[DOT_JG];
     LIN_UNROLL
-    for (size_t t = 0; t < DOT_JG; t++) hv[t] = vld(hp[t]);
+    for (size_t t = 0; t < DOT_JG; t++) hv[t] = vld_mask(hp[t], m);
     LIN_UNROLL
     for (size_t k = 0; k < 4; k++) {
         const lin_vd bv = vld(Bt + k * Np + n0);
@@ -231,16 +236,12 @@ LIN_INLINE void enc_fwd_dot(size_t N, size_t K, size_t ja, size_t M, const doubl
                 hp[t] = hc[t] + n0;
                 if (n0 + 8 * PF_TILES < N) ahead(hp[t] + 8 * PF_TILES);
             }
-            dot_step(Bt, Np, n0, hp, acc);
+            dot_step(Bt, Np, n0, hp, FULL, acc);
         }
-        if (Nf < N) { /* the last channels, through zero-padded copies */
-            double ht[DOT_JG][8];
-            memset(ht, 0, sizeof ht);
-            for (size_t t = 0; t < DOT_JG; t++) {
-                memcpy(ht[t], hc[t] + Nf, (N - Nf) * sizeof(double));
-                hp[t] = ht[t];
-            }
-            dot_step(Bt, Np, Nf, hp, acc);
+        if (Nf < N) { /* the last channels: masked loads (Bt is zero past N) */
+            LIN_UNROLL
+            for (size_t t = 0; t < DOT_JG; t++) hp[t] = hc[t] + Nf;
+            dot_step(Bt, Np, Nf, hp, (1u << (N - Nf)) - 1u, acc);
         }
         {
             double r[16];
@@ -261,7 +262,7 @@ LIN_INLINE void enc_fwd_dot(size_t N, size_t K, size_t ja, size_t M, const doubl
  * channel values (qs and dc accumulate); dap[k]: dA's rows (NULL for padded k); dp: dETA's rows
  * (ld ldd). */
 LIN_INLINE void dec_tile(size_t KS, size_t nc, const double *at, const double *zp, const double *const *xp,
-                         size_t off, int pf, const double *c, const double *iv, double scale, double *qs,
+                         size_t off, unsigned xm, int pf, const double *c, const double *iv, double scale, double *qs,
                          double *dc, double *const *dap, double *dp, size_t ldd, int first, int grad)
 {
     const lin_vd zero = {0}, cv = vld(c), ivv = vld(iv);
@@ -277,7 +278,7 @@ LIN_INLINE void dec_tile(size_t KS, size_t nc, const double *at, const double *z
             e1 += vld(at + 8 * k + 8) * zj[k + 1];
         }
         if (pf) ahead(xp[jj] + off + 8 * PF_TILES);
-        r = vld(xp[jj] + off) - ((e0 + e1) + cv);
+        r = vld_mask(xp[jj] + off, xm) - ((e0 + e1) + cv);
         w = r * ivv;
         d = -scale * w;
         qv += r * w;
@@ -394,7 +395,7 @@ LIN_INLINE void dec_task_body(size_t KS, const dec_ctx *cx, size_t t)
         for (size_t k = 0; k < K; k++) memcpy(att + 8 * k, A + k * N + Nf, (N - Nf) * sizeof(double));
     for (size_t j0 = 0; j0 < M; j0 += DEC_JG) {
         const size_t nc = M - j0 < DEC_JG ? M - j0 : DEC_JG;
-        const double *xc[DEC_JG], *xp[DEC_JG];
+        const double *xc[DEC_JG];
         double *dap[16];
         for (size_t jj = 0; jj < nc; jj++) xc[jj] = colp(x, cx->ldx, cx->cols, j0 + jj) + r0;
         ahead_group(x + r0, cx->ldx, cx->cols, j0 + DEC_JG, j0 + 2 * DEC_JG < M ? j0 + 2 * DEC_JG : M, r1 - r0);
@@ -406,29 +407,26 @@ LIN_INLINE void dec_task_body(size_t KS, const dec_ctx *cx, size_t t)
                     memset(at + 8 * k, 0, 8 * sizeof(double));
                 dap[k] = grad && k < K ? dA + k * N + n0 : NULL;
             }
-            dec_tile(KS, nc, at, cx->zp + j0 * KS, xc, n0 - r0, n0 + 8 * PF_TILES < r1, cx->c + n0, cx->iv + n0,
+            dec_tile(KS, nc, at, cx->zp + j0 * KS, xc, n0 - r0, FULL, n0 + 8 * PF_TILES < r1, cx->c + n0, cx->iv + n0,
                      cx->scale, cx->qsum + n0, cx->dc + n0, dap, D + n0, Np, j0 == 0, grad);
         }
         if (r1 > Nf) {
             /* the last channels through padded copies: padded rows have x = c = 0, A = 0 and
              * 1 / sigma^2 = 0, so they add exact zeros */
             const size_t bytes = (N - Nf) * sizeof(double);
-            double dat[16][8], xt[DEC_JG][8], ct[8] = {0}, ivt[8] = {0}, qt[8] = {0}, dct[8] = {0};
-            memset(dat, 0, sizeof dat);
-            memset(xt, 0, sizeof xt);
+            double dat[16][8], ct[8] = {0}, ivt[8] = {0}, qt[8] = {0}, dct[8] = {0};
             for (size_t k = 0; k < KS; k++) {
-                if (k < K && grad && j0 > 0) memcpy(dat[k], dA + k * N + Nf, bytes);
+                if (k < K && grad && j0 > 0) {
+                    memset(dat[k], 0, sizeof dat[k]);
+                    memcpy(dat[k], dA + k * N + Nf, bytes);
+                }
                 dap[k] = grad && k < K ? dat[k] : NULL;
-            }
-            for (size_t jj = 0; jj < nc; jj++) {
-                memcpy(xt[jj], xc[jj] + (Nf - r0), bytes);
-                xp[jj] = xt[jj];
             }
             memcpy(ct, cx->c + Nf, bytes);
             memcpy(ivt, cx->iv + Nf, bytes);
             memcpy(qt, cx->qsum + Nf, bytes);
             memcpy(dct, cx->dc + Nf, bytes);
-            dec_tile(KS, nc, att, cx->zp + j0 * KS, xp, 0, 0, ct, ivt, cx->scale, qt, dct, dap, D + Nf, Np, j0 == 0,
+            dec_tile(KS, nc, att, cx->zp + j0 * KS, xc, Nf - r0, (1u << (N - Nf)) - 1u, 0, ct, ivt, cx->scale, qt, dct, dap, D + Nf, Np, j0 == 0,
                      grad);
             memcpy(cx->qsum + Nf, qt, bytes);
             memcpy(cx->dc + Nf, dct, bytes);
@@ -442,15 +440,15 @@ LIN_INLINE void dec_task_body(size_t KS, const dec_ctx *cx, size_t t)
 /* ---- dB = dmu h^T --------------------------------------------------------------------------- */
 
 /* One tile of 8 channels: out[k] (+)= sum_jj h_jj dmu[k, jj] over the group's samples. */
-LIN_INLINE void encb_tile(size_t KS, size_t nc, const double *dmp, const double *const *hp, size_t off, int pf,
-                          double *out, size_t Np, int first)
+LIN_INLINE void encb_tile(size_t KS, size_t nc, const double *dmp, const double *const *hp, size_t off, unsigned m,
+                          int pf, double *out, size_t Np, int first)
 {
     const lin_vd zero = {0};
     lin_vd acc[16];
     LIN_UNROLL
     for (size_t k = 0; k < KS; k++) acc[k] = first ? zero : vld(out + k * Np);
     for (size_t jj = 0; jj < nc; jj++) {
-        const lin_vd hv = vld(hp[jj] + off);
+        const lin_vd hv = vld_mask(hp[jj] + off, m);
         const double *dm = dmp + jj * KS;
         if (pf) ahead(hp[jj] + off + 8 * PF_TILES);
         LIN_UNROLL
@@ -476,20 +474,13 @@ LIN_INLINE void encb_task_body(size_t KS, const encb_ctx *cx, size_t t)
     double *dBt = cx->dBt;
     for (size_t j0 = 0; j0 < M; j0 += EB_JG) {
         const size_t nc = M - j0 < EB_JG ? M - j0 : EB_JG;
-        const double *hc[EB_JG], *hp[EB_JG];
+        const double *hc[EB_JG];
         for (size_t jj = 0; jj < nc; jj++) hc[jj] = colp(cx->h, cx->ldh, cx->cols, j0 + jj) + r0;
         ahead_group(cx->h + r0, cx->ldh, cx->cols, j0 + EB_JG, j0 + 2 * EB_JG < M ? j0 + 2 * EB_JG : M, r1 - r0);
         for (size_t n0 = r0; n0 < r1 && n0 < Nf; n0 += 8)
-            encb_tile(KS, nc, cx->dmp + j0 * KS, hc, n0 - r0, n0 + 8 * PF_TILES < r1, dBt + n0, Np, j0 == 0);
-        if (r1 > Nf) {
-            double ht[EB_JG][8];
-            memset(ht, 0, sizeof ht);
-            for (size_t jj = 0; jj < nc; jj++) {
-                memcpy(ht[jj], hc[jj] + (Nf - r0), (N - Nf) * sizeof(double));
-                hp[jj] = ht[jj];
-            }
-            encb_tile(KS, nc, cx->dmp + j0 * KS, hp, 0, 0, dBt + Nf, Np, j0 == 0);
-        }
+            encb_tile(KS, nc, cx->dmp + j0 * KS, hc, n0 - r0, FULL, n0 + 8 * PF_TILES < r1, dBt + n0, Np, j0 == 0);
+        if (r1 > Nf) /* the last channels: masked loads */
+            encb_tile(KS, nc, cx->dmp + j0 * KS, hc, Nf - r0, (1u << (N - Nf)) - 1u, 0, dBt + Nf, Np, j0 == 0);
     }
     for (size_t n = r0; n < r1; n++)
         for (size_t k = 0; k < K; k++) cx->dB[k + n * K] = dBt[k * Np + n];
