@@ -231,11 +231,34 @@ static double block_penalty(const disrnn_model_t *m, double *J, double scale, in
     return acc * inv;
 }
 
+/* 1 when all n values are finite. Without an early exit, so the loop vectorises (it runs over the
+ * whole gradient every step): the exponent field of every value is ORed into a flag that is set
+ * when the field is all ones (infinity or NaN). */
 static int all_finite_vec(const double *v, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(v[i])) return 0;
-    return 1;
+    uint64_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t b;
+        memcpy(&b, v + i, sizeof b);
+        bad |= ((b & 0x7ff0000000000000ULL) + 0x0010000000000000ULL) & 0x8000000000000000ULL;
+    }
+    return bad == 0;
+}
+
+/* sum of v[i]^2 in four interleaved partial sums (a fixed order; four times fewer dependent
+ * additions than one running sum). */
+static double sum_squares(const double *v, size_t n)
+{
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += v[i] * v[i];
+        s1 += v[i + 1] * v[i + 1];
+        s2 += v[i + 2] * v[i + 2];
+        s3 += v[i + 3] * v[i + 3];
+    }
+    for (; i < n; i++) s0 += v[i] * v[i];
+    return (s0 + s1) + (s2 + s3);
 }
 
 /* Whether the loss can read a minibatch through column indices (disrnn__loss with cols): the
@@ -393,7 +416,7 @@ int disrnn__loss(disrnn_model_t *m, disrnn__pool *pool, size_t M, const double *
         }
     }
 
-    for (size_t i = 0; i < K * M; i++) kl += ws->mu[i] * ws->mu[i];
+    kl = sum_squares(ws->mu, K * M);
     kl *= 0.5 * inv_m;
     for (size_t k = 0; k < K; k++) kl += 0.5 * (ws->s[k] * ws->s[k] - 1.0 - 2.0 * ws->log_s[k]);
 
