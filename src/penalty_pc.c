@@ -1031,14 +1031,22 @@ double disrnn__pc(size_t K, size_t M, const double *mu, const double *z, const d
     }
     c.inv_s = inv_s;
     c.gsc = gsc;
-    for (size_t k = 0; k < K; k++) {
-        double *row = bT + k * Mp;
-        for (size_t j = 0; j < M; j++) {
-            const double vb = fabs(mu[k + j * K] * inv_s[k]), va = fabs(z[k + j * K] * inv_s[k]);
-            row[j] = mu[k + j * K] * inv_s[k];
-            if (vb > big) big = vb;
-            if (va > big) big = va;
+    {
+        /* the largest scaled magnitude, NaN left out (as the comparisons leave it), in four
+         * independent maxima */
+        double bg[4] = {0.0, 0.0, 0.0, 0.0};
+        for (size_t k = 0; k < K; k++) {
+            double *row = bT + k * Mp;
+            for (size_t j = 0; j < M; j++) {
+                const double vb = fabs(mu[k + j * K] * inv_s[k]), va = fabs(z[k + j * K] * inv_s[k]);
+                double *g = bg + (j & 3);
+                row[j] = mu[k + j * K] * inv_s[k];
+                if (vb > *g) *g = vb;
+                if (va > *g) *g = va;
+            }
         }
+        for (int u = 0; u < 4; u++)
+            if (bg[u] > big) big = bg[u];
     }
     /* Padding components sit at least 64 scaled units from every sample (d > 4096), so their
      * exponentials are exactly 0 and they add nothing; beyond 1e100 the exact rows, which never
