@@ -1,5 +1,5 @@
 /* The encoder and decoder products of the training step as fused vector kernels, for K <= 16
- * latents (every configuration of the benchmarks and of the paper).
+ * latents (every configuration of the benchmarks and of the paper) on CPUs with AVX-512.
  *
  * Why not BLAS: the step's products are skinny (K = 4 to 16 against N channels and M samples),
  * OpenBLAS runs them at half its DGEMM rate, and between them the step made four passes over an
@@ -8,21 +8,28 @@
  * - mu = B h (disrnn__lin_enc_fwd) takes 8 samples at a time straight from where they lie (no
  *   copy) and keeps their 8 x K sums in registers, vectorised over the latents: each column
  *   B[:, n] is read as one or two 8-lane vectors (the lanes past K belong to the next column and
- *   are dropped; the last columns, where that would run past B, come from a padded copy).
+ *   are dropped; the last columns, where that would run past B, come from a padded copy). For
+ *   K <= 4, where a column fills half a vector, it runs over 8 channels x 4 samples instead, with
+ *   B transposed.
  * - The decoder, the Gaussian likelihood and dA (disrnn__lin_dec_gauss) are one pass over tiles of
- *   8 channels x 16 samples: eta = A z + c, the residual, the per-channel sums, dETA and
- *   dA += dETA z^T, with dA's tile in registers; only dETA is stored (an N x 16 buffer that stays
- *   in L2) for dz = A^T dETA, a well-shaped product left to BLAS.
+ *   8 channels x 32 samples: eta = A z + c, the residual, the per-channel sums, dETA and
+ *   dA += dETA z^T, with dA's tile in registers; only dETA is stored (an N x 32 buffer that stays
+ *   in L2), and dz = A^T dETA follows by blocks of 4 latents x 4 samples.
  * - dB = dmu h^T (disrnn__lin_enc_bwd) runs over the same tiles with the K sums of a tile in
  *   registers, into a k-major buffer that is transposed at the end.
  * Every kernel reads the samples of a group as sequential runs and asks for the next tile's lines
- * ahead of use. Latent counts are rounded up to KS = 4, 8, 12 or 16 (zero padding: a padded latent
- * adds exact zeros) so each size is compiled with its loops unrolled into registers.
+ * ahead of use; the last channels of a sample, when N is not a multiple of 8, come through masked
+ * loads. Latent counts are rounded up to KS = 4, 8, 12 or 16 (zero padding: a padded latent adds
+ * exact zeros) so each size is compiled with its loops unrolled into registers. Accumulators are
+ * never addressed through pointers or indexed in loops of run-time length, which would keep them
+ * in memory (lane sums go through the REDUCE8 macro).
  *
- * Sums run in a fixed order (over n, or over the samples, lane by lane), so results depend only on
- * the inputs, never on threads, and are the same whether a batch is read in place or through
- * indices. The kernels are compiled for AVX-512 and used only on CPUs that have it (checked at
- * run time); elsewhere the objective keeps its BLAS path. */
+ * The work is cut into tasks (threads.h) by channel chunks (decoder, dB) or sample groups (mu)
+ * fixed by the sizes; each task writes its own outputs or its own share of dz, added in task
+ * order. Sums run in a fixed order (over n, or over the samples, lane by lane), so results depend
+ * only on the inputs, never on threads, and are the same whether a batch is read in place or
+ * through indices. Other CPUs keep the objective's BLAS path: compiled for AVX2, these 8-lane
+ * kernels were 7 to 10x slower than on AVX-512 (GCC emulates 64-byte vectors through memory). */
 #include "objective_internal.h"
 
 #include "common.h"
@@ -30,8 +37,6 @@
 
 #include <string.h>
 
-/* AVX-512 only: written for 8-lane vectors, the kernels lose to OpenBLAS when GCC has to emulate
- * them with AVX2's 4 lanes (10x slower at S3, measured), so other CPUs keep the BLAS path. */
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(DISRNN_LIN_OFF)
 #define LIN_VEC 1
 #include <immintrin.h>
