@@ -15,9 +15,10 @@
 #include <string.h>
 
 /* Buffers of one loss evaluation, sized for up to M samples, carved from one allocation so that
- * evaluations at or below that M allocate nothing. The encoder and the common Gaussian path work
- * on groups of R samples (blk_cols()), so their N x M intermediates shrink to N x R buffers that
- * are reused for every group and stay in cache; the other observation models keep a whole
+ * evaluations at or below that M allocate nothing. Without the fused kernels (linear_kernels.c)
+ * the encoder and the common Gaussian path work on groups of R samples (blk_cols()), so their
+ * N x M intermediates shrink to N x R buffers that are reused for every group and stay in cache
+ * (R = 0 where the kernels run: they need none); the other observation models keep a whole
  * N x M eta. */
 struct disrnn__objws {
     size_t M, N, K, P, G, R;
@@ -76,7 +77,8 @@ static int ws_ensure(disrnn_model_t *m, size_t M, int full)
 {
     const disrnn__spec *sp = &m->spec;
     struct disrnn__objws *ws = m->ws, *nw;
-    const size_t R = blk_cols(sp->N, sp->K, M);
+    /* the BLAS path's N x R group buffers only where that path runs */
+    const size_t R = !m->blas_only && disrnn__lin_supports(sp->K) ? 0 : blk_cols(sp->N, sp->K, M);
     size_t total, km, eta_n;
     double *p;
     if (disrnn__mul_size(sp->N, full ? M : R, &eta_n))
@@ -229,20 +231,6 @@ static double block_penalty(const disrnn_model_t *m, double *J, double scale, in
             }
         }
     return acc * inv;
-}
-
-/* 1 when all n values are finite. Without an early exit, so the loop vectorises (it runs over the
- * whole gradient every step): the exponent field of every value is ORed into a flag that is set
- * when the field is all ones (infinity or NaN). */
-static int all_finite_vec(const double *v, size_t n)
-{
-    uint64_t bad = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t b;
-        memcpy(&b, v + i, sizeof b);
-        bad |= ((b & 0x7ff0000000000000ULL) + 0x0010000000000000ULL) & 0x8000000000000000ULL;
-    }
-    return bad == 0;
 }
 
 /* sum of v[i]^2 in four interleaved partial sums (a fixed order; four times fewer dependent
@@ -474,7 +462,8 @@ int disrnn__loss(disrnn_model_t *m, disrnn__pool *pool, size_t M, const double *
     t[DISRNN_TERM_PC] = pc;
     t[DISRNN_TERM_BD] = bd;
     t[DISRNN_TERM_LOSS] = nll + kl + beta * pc + alpha * bd;
-    if (!all_finite_vec(t, DISRNN__NUM_TERMS) || (grad && !all_finite_vec(grad, m->n_params))) {
+    if (!disrnn__all_finite(t, DISRNN__NUM_TERMS, 1, DISRNN__NUM_TERMS) ||
+        (grad && !disrnn__all_finite(grad, m->n_params, 1, m->n_params))) {
         m->rng = saved_rng;
         return disrnn__fail(&m->base, DISRNN_ERR_NONFINITE,
                             "The loss or its gradient is not finite (NLL %g, KL %g, PC %g, BD %g); the "

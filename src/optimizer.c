@@ -213,13 +213,6 @@ void disrnn__adam_step(const disrnn__adam *o, size_t n, double *theta, const dou
     }
 }
 
-AD_FN_ATTR int disrnn__finite_vec(const double *a, size_t n)
-{
-    uint64_t bad = 0;
-    for (size_t i = 0; i < n; i++) bad |= nonfinite_bit(a[i]);
-    return (bad >> 63) == 0;
-}
-
 double disrnn__grad_norm(const double *g, size_t n)
 {
     /* scaled so a huge but finite gradient does not overflow the sum of squares */

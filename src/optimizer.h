@@ -24,8 +24,6 @@ void disrnn__adam_step(const disrnn__adam *o, size_t n, double *theta, const dou
 int disrnn__adam_update(const disrnn__adam *o, disrnn__pool *pool, size_t n, double *theta, double *theta_old,
                         const double *grad, const double *m, const double *v, double *m_out, double *v_out,
                         int64_t step);
-/** 1 when all n values are finite (no early exit: vectorised). */
-int disrnn__finite_vec(const double *a, size_t n);
 /** Global 2-norm of g. */
 double disrnn__grad_norm(const double *g, size_t n);
 /** Scale factor PyTorch's clip_grad_norm_ applies (1 when no clipping). */

@@ -473,7 +473,7 @@ static batch_view gather(disrnn_trainer_t *tr, const disrnn__samples *s, const s
     return b;
 }
 
-static int all_finite(const double *a, size_t n) { return disrnn__finite_vec(a, n); }
+static int all_finite(const double *a, size_t n) { return disrnn__all_finite(a, n, 1, n); }
 
 /* Loss and gradient of a batch with fresh noise from r. */
 static int batch_loss(disrnn_trainer_t *tr, disrnn__rng *r, size_t M, const batch_view *b, double *terms, double *grad)

@@ -1,6 +1,8 @@
 /* Foundations: version, status strings, random generator, allocation helpers. */
 #include "support.h"
 
+#include <float.h>
+#include <math.h>
 #include <string.h>
 
 #include "common.h"
@@ -91,6 +93,27 @@ static void test_size_arithmetic(void **state)
     assert_null(disrnn__calloc(disrnn__default_allocator(), SIZE_MAX / 4, 8));
 }
 
+/* The finite check every layer uses (the whole gradient each step): every kind of non-finite
+ * value at every position, around the vector widths, and every kind of finite extreme. */
+static void test_all_finite(void **state)
+{
+    const double bad[] = {INFINITY, -INFINITY, NAN, -NAN};
+    const double good[] = {0.0, -0.0, DBL_MAX, -DBL_MAX, DBL_MIN, 4.9e-324, -4.9e-324, 1.0};
+    double x[41] = {0};
+    (void)state;
+    assert_int_equal(disrnn__all_finite(x, 0, 1, 0), 1);
+    for (size_t n = 1; n <= 41; n++) {
+        for (size_t i = 0; i < n; i++) x[i] = good[i % 8];
+        assert_int_equal(disrnn__all_finite(x, n, 1, n), 1);
+        for (size_t pos = 0; pos < n; pos++)
+            for (int k = 0; k < 4; k++) {
+                x[pos] = bad[k];
+                assert_int_equal(disrnn__all_finite(x, n, 1, n), 0);
+                x[pos] = good[pos % 8];
+            }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -100,6 +123,7 @@ int main(void)
         cmocka_unit_test(test_rng_moments),
         cmocka_unit_test(test_rng_shuffle_is_permutation),
         cmocka_unit_test(test_size_arithmetic),
+        cmocka_unit_test(test_all_finite),
     };
     return cmocka_run_group_tests_name("foundation", tests, NULL, NULL);
 }

@@ -153,31 +153,11 @@ static void test_update_reports_nonfinite(void **state)
     arrays_free(&a);
 }
 
-static void test_finite_vec(void **state)
-{
-    const double bad[] = {INFINITY, -INFINITY, NAN, -NAN};
-    const double good[] = {0.0, -0.0, DBL_MAX, -DBL_MAX, DBL_MIN, 4.9e-324, -4.9e-324, 1.0};
-    double x[41] = {0};
-    (void)state;
-    assert_int_equal(disrnn__finite_vec(x, 0), 1);
-    for (size_t n = 1; n <= 41; n++) {
-        for (size_t i = 0; i < n; i++) x[i] = good[i % 8];
-        assert_int_equal(disrnn__finite_vec(x, n), 1);
-        for (size_t pos = 0; pos < n; pos++)
-            for (int k = 0; k < 4; k++) {
-                x[pos] = bad[k];
-                assert_int_equal(disrnn__finite_vec(x, n), 0);
-                x[pos] = good[pos % 8];
-            }
-    }
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_update_matches_scalar_formula),
         cmocka_unit_test(test_update_reports_nonfinite),
-        cmocka_unit_test(test_finite_vec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
