@@ -24,6 +24,9 @@ void disrnn__adam_step(const disrnn__adam *o, size_t n, double *theta, const dou
 int disrnn__adam_update(const disrnn__adam *o, disrnn__pool *pool, size_t n, double *theta, double *theta_old,
                         const double *grad, const double *m, const double *v, double *m_out, double *v_out,
                         int64_t step);
+/** 1 when this CPU's update takes the divider-free step (src/optimizer.c; AVX2 + FMA or AVX-512
+ *  copies, when eps sqrt(1 - beta2^step) >= 2^-400), 0 when it takes PyTorch's exact formula. */
+int disrnn__adam_divider_free(void);
 /** Global 2-norm of g. */
 double disrnn__grad_norm(const double *g, size_t n);
 /** Scale factor PyTorch's clip_grad_norm_ applies (1 when no clipping). */
