@@ -87,10 +87,13 @@ double disrnn__log_softplus(double eta);
  *  cols NULL: column j of x and h at x + j ldx and h + j ldh. cols non-NULL (only when
  *  disrnn__loss_takes_cols(m) and mask is NULL): column j at x + cols[j] ldx and h + cols[j] ldh,
  *  read in place in cache-sized blocks instead of being gathered first; same bits either way.
- *  pool: worker threads for the large kernels (NULL: the calling thread); same bits either way. */
+ *  pool: worker threads for the large kernels (NULL: the calling thread); same bits either way.
+ *  Non-finite terms give DISRNN_ERR_NONFINITE; so does a non-finite gradient when check_grad is
+ *  nonzero. check_grad 0 is for a caller that checks what it makes of the gradient (the Adam
+ *  update reports any non-finite gradient value through its second moment). */
 int disrnn__loss(disrnn_model_t *m, disrnn__pool *pool, size_t M, const double *x, size_t ldx, const double *h,
                  size_t ldh, const size_t *cols, const double *u, size_t ldu, const uint8_t *mask, size_t ldmask, const double *eps,
-                 size_t ldeps, double *terms, double *grad);
+                 size_t ldeps, double *terms, double *grad, int check_grad);
 /** Whether disrnn__loss() accepts indexed columns for this model (Gaussian identity link, no
  *  known inputs); the batch must also have no mask. */
 int disrnn__loss_takes_cols(const disrnn_model_t *m);

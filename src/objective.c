@@ -284,7 +284,7 @@ static const double *h_cols(const double *h, size_t ldh, const size_t *cols, siz
 
 int disrnn__loss(disrnn_model_t *m, disrnn__pool *pool, size_t M, const double *x, size_t ldx, const double *h,
                  size_t ldh, const size_t *cols, const double *u, size_t ldu, const uint8_t *mask, size_t ldmask,
-                 const double *eps, size_t ldeps, double *terms, double *grad)
+                 const double *eps, size_t ldeps, double *terms, double *grad, int check_grad)
 {
     const disrnn__spec *sp = &m->spec;
     const size_t N = sp->N, K = sp->K, P = sp->P, G = sp->G;
@@ -463,7 +463,7 @@ int disrnn__loss(disrnn_model_t *m, disrnn__pool *pool, size_t M, const double *
     t[DISRNN_TERM_BD] = bd;
     t[DISRNN_TERM_LOSS] = nll + kl + beta * pc + alpha * bd;
     if (!disrnn__all_finite(t, DISRNN__NUM_TERMS, 1, DISRNN__NUM_TERMS) ||
-        (grad && !disrnn__all_finite(grad, m->n_params, 1, m->n_params))) {
+        (grad && check_grad && !disrnn__all_finite(grad, m->n_params, 1, m->n_params))) {
         m->rng = saved_rng;
         return disrnn__fail(&m->base, DISRNN_ERR_NONFINITE,
                             "The loss or its gradient is not finite (NLL %g, KL %g, PC %g, BD %g); the "
@@ -543,5 +543,5 @@ int disrnn_model_loss(disrnn_model_t *model, size_t n_samples, const double *x, 
         return disrnn__fail(b, DISRNN_ERR_NONFINITE, "The known input u of sample %zu is not finite.", col);
     if (eps && (col = first_nonfinite_col(eps, K, M, ldeps)) < M)
         return disrnn__fail(b, DISRNN_ERR_NONFINITE, "The noise eps of sample %zu is not finite.", col);
-    return disrnn__loss(model, NULL, M, x, ldx, h, ldh, NULL, u, ldu, mask, ldmask, eps, ldeps, terms, grad);
+    return disrnn__loss(model, NULL, M, x, ldx, h, ldh, NULL, u, ldu, mask, ldmask, eps, ldeps, terms, grad, 1);
 }

@@ -475,8 +475,9 @@ static batch_view gather(disrnn_trainer_t *tr, const disrnn__samples *s, const s
 
 static int all_finite(const double *a, size_t n) { return disrnn__all_finite(a, n, 1, n); }
 
-/* Loss and gradient of a batch with fresh noise from r. */
-static int batch_loss(disrnn_trainer_t *tr, disrnn__rng *r, size_t M, const batch_view *b, double *terms, double *grad)
+/* Loss and gradient of a batch with fresh noise from r; check_grad as disrnn__loss. */
+static int batch_loss(disrnn_trainer_t *tr, disrnn__rng *r, size_t M, const batch_view *b, double *terms, double *grad,
+                      int check_grad)
 {
     const disrnn__spec *sp = &tr->model->spec;
     int rc;
@@ -485,7 +486,7 @@ static int batch_loss(disrnn_trainer_t *tr, disrnn__rng *r, size_t M, const batc
                             "A batch of one sample cannot estimate the PC penalty (beta > 0, G > 1); use a batch size of at least 2.");
     disrnn__rng_normal(r, tr->beps, sp->K * M);
     rc = disrnn__loss(tr->model, tr->pool, M, b->x, sp->N, b->h, sp->N, b->cols, b->u, sp->P ? sp->P : 1, b->mask,
-                      sp->N, tr->beps, sp->K, terms, grad);
+                      sp->N, tr->beps, sp->K, terms, grad, check_grad);
     if (rc != DISRNN_OK && rc != DISRNN_ERR_NONFINITE)
         return disrnn__fail(&tr->base, rc, "The objective failed on a batch of %zu samples (%s): %s", M,
                             disrnn_status_string(rc), disrnn_model_last_error(tr->model));
@@ -574,8 +575,9 @@ static int do_step(disrnn_trainer_t *tr, double *terms_out)
         goto refuse;
     }
     b = gather(tr, &tr->tr_s, tr->order + tr->pr.pos, 0, M);
-    rc = batch_loss(tr, &tr->rng, M, &b, terms, tr->grad);
-    /* disrnn__loss has checked the gradient (and refuses a non-finite one); the terms are cheap */
+    /* the gradient's values are checked by the Adam update (a NaN or infinite gradient makes the
+     * second moment non-finite, and the step is refused), not once more in a pass of its own */
+    rc = batch_loss(tr, &tr->rng, M, &b, terms, tr->grad, 0);
     if (rc == DISRNN_OK && !all_finite(terms, DISRNN__NUM_TERMS)) rc = DISRNN_ERR_NONFINITE;
     if (rc == DISRNN_OK) rc = apply_grad(tr);
     if (rc == DISRNN_ERR_NONFINITE) {
@@ -630,7 +632,7 @@ int disrnn_trainer_gradient(disrnn_trainer_t *tr, const size_t *samples, size_t 
         return disrnn__fail(&tr->base, DISRNN_ERR_NOMEM, "Out of memory for a batch of %zu samples.", n_samples);
     saved = tr->rng;
     b = gather(tr, &tr->tr_s, samples, 0, n_samples);
-    rc = batch_loss(tr, &tr->rng, n_samples, &b, t, tr->grad);
+    rc = batch_loss(tr, &tr->rng, n_samples, &b, t, tr->grad, 1);
     if (rc == DISRNN_OK && !all_finite(t, DISRNN__NUM_TERMS))
         rc = disrnn__fail(&tr->base, DISRNN_ERR_NONFINITE, "The loss or gradient is not finite on these %zu samples.", n_samples);
     if (rc != DISRNN_OK) {
@@ -680,7 +682,7 @@ static int eval_samples(disrnn_trainer_t *tr, const disrnn__samples *s, double *
     while (pos < s->S) {
         const size_t M = batch_size_at(B, s->S, pos, 0, pc_active(tr->model));
         const batch_view b = gather(tr, s, NULL, pos, M);
-        rc = batch_loss(tr, &r, M, &b, t, NULL);
+        rc = batch_loss(tr, &r, M, &b, t, NULL, 1);
         if (rc == DISRNN_ERR_NONFINITE)
             return disrnn__fail(&tr->base, rc, "The evaluation loss is not finite on the batch at sample %zu.", pos);
         if (rc != DISRNN_OK) return rc;
