@@ -762,16 +762,14 @@ static void test_batch_layout(void **state)
 /* ---------------------------------------------------------------------------------------- */
 /* Checkpoints */
 
-static char tmpdir[64];
+/* Checkpoints go to the suite's scratch folder (support.h), removed with its contents at the end. */
+static void make_tmpdir(void) { assert_true(test_scratch[0] != '\0'); }
 
-static void make_tmpdir(void)
+static void tmp_path(char *out, size_t len, const char *name)
 {
-    if (tmpdir[0]) return;
-    strcpy(tmpdir, "/tmp/disrnn_trainer_XXXXXX");
-    assert_non_null(mkdtemp(tmpdir));
+    const int n = snprintf(out, len, "%s/%s", test_scratch, name);
+    assert_true(n > 0 && (size_t)n < len);
 }
-
-static void tmp_path(char *out, size_t len, const char *name) { snprintf(out, len, "%s/%s", tmpdir, name); }
 
 static disrnn_trainer_t *resume_trainer(disrnn_model_t **m, const disrnn_dataset_t *ds, uint64_t seed, uint64_t model_seed)
 {
@@ -1364,7 +1362,6 @@ int main(int argc, char **argv)
         printf("%016llx\n", (unsigned long long)thread_probe_fit());
         return 0;
     }
-    rc = cmocka_run_group_tests(tests, NULL, NULL);
-    if (tmpdir[0]) rmdir(tmpdir);
+    rc = cmocka_run_group_tests(tests, test_scratch_setup, test_scratch_teardown);
     return rc;
 }
