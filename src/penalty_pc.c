@@ -29,23 +29,31 @@
  * - The M row contributions are logarithms of ratios S / prod_g S_g: their product is
  *   accumulated (with an exact power-of-two exponent) and one logarithm taken at the end.
  * - Nothing is allocated: the caller's work buffer holds b transposed (k-major, samples
- *   contiguous, padded to a multiple of 8), the centre sums and the buffers of PC_BLK rows,
- *   O((K + G) M).
+ *   contiguous, padded to a multiple of 8, rows 8 further apart when that is a multiple of 4 KB:
+ *   pc_stride), the centre sums and the buffers of PC_BLK rows, O((K + G) M).
  * Three implementations of the rows, chosen at run time:
- * - AVX-512 (pc_rows_avx512, intrinsics). The forward loop is bound by its vector instructions,
- *   14 of its 20 per 8 pairs being the exponential; the backward loop by its loads and stores
- *   and, at M 512, by the traffic to L2 (b, the centre sums and the row buffers no longer fit
- *   L1). Hence: a table-driven exponential (pc_exp2_512: 14 instructions instead of 21, and more
- *   accurate, 0.59 ulp from the exact value against 0.88); the full mixture's products formed in
- *   the last group's forward loop (no pass of their own); a backward pass per block of 4 rows,
- *   which share the loads and stores of b, of the centre sums and of the column sums; W = f U
- *   with one instruction for U (pc_bwd512); and a diagonal that costs a mask in the forward loop
- *   and nothing in the backward loop, its weight being written into the row buffer where the
- *   off-diagonal formula finds it (choosing the diagonal chunk's weights cost 20% of the
- *   backward pass). That trick divides by the off-diagonal weight, so N_tot <= 1 (weight 0) takes
- *   the next implementation. Measured per call, value and gradient, one thread (CPU time, medians):
- *   S1 (K 6, groups 3+3, M 128) 44 -> 35 us, S2 (K 4, 2+2, M 128) 37 -> 29 us, S3 (K 12, six
- *   groups of 2, M 128) 116 -> 84 us, S4 (K 16, four groups of 4, M 512) 1.84 -> 1.21 ms.
+ * - AVX-512 (pc_rows_avx512, intrinsics), a block of PC_BLK rows at a time. The forward loop is
+ *   bound by the throughput of its vector instructions: about 20 per 8 pairs and group (2 H for
+ *   the distances, 14 for the exponential), all on the two 512-bit ports, which it keeps about
+ *   88% busy (perf annotate; 3.37 GHz measured under this load). Its latency does not matter:
+ *   an exponential with a shorter chain (Estrin's scheme, or vreducepd for r) measured the same.
+ *   The backward loop runs at about two thirds of its multiply-add bound (R x H accumulators and
+ *   the rows' multipliers do not fit the 32 registers); at M 512 the traffic to L2 adds to it (b,
+ *   the centre sums and the row buffers no longer fit L1). Hence: a table-driven exponential
+ *   (pc_exp2_512: 14 instructions instead of 21, and more accurate, 0.59 ulp from the exact
+ *   value against 0.88); a forward pass per block of 4 rows (pc_fwd512), which share the loads
+ *   of b and the per-row set-up and lane sums, the full mixture's products formed in the last
+ *   group's loop (no pass of their own); a backward pass per block, whose rows share the loads
+ *   and stores of b, of the centre sums and of the column sums; W = f U with one instruction for
+ *   U (pc_bwd512); and a diagonal that costs a mask in the forward loop and nothing in the
+ *   backward loop, its weight being written into the row buffer where the off-diagonal formula
+ *   finds it (choosing the diagonal chunk's weights cost 20% of the backward pass). That trick
+ *   divides by the off-diagonal weight, so N_tot <= 1 (weight 0) takes the next implementation.
+ *   Measured per call, value and gradient, one thread (CPU time, medians): S1 (K 6, groups 3+3,
+ *   M 128) 44 -> 35 us, S2 (K 4, 2+2, M 128) 37 -> 29 us, S3 (K 12, six groups of 2, M 128)
+ *   116 -> 84 us, S4 (K 16, four groups of 4, M 512) 1.84 -> 1.21 ms; then the blocked forward
+ *   and the padded stride, in alternated runs of both on a busier machine: S1 36.6 -> 35.1 us,
+ *   S2 28.5 -> 27.2 us, S3 88 -> 85 us, S4 1.22 -> 1.18 ms (3 to 4.5%, the same bits).
  * - AVX2 + FMA and the baseline instruction set: the same 8-lane GCC vector extension code
  *   (pc_rows_vec) compiled twice, with the polynomial exponential pc_vexp2. Compilers without
  *   vector extensions use pc_row_exact() for every row.
@@ -95,7 +103,7 @@ typedef unsigned long long pc_vu __attribute__((vector_size(8 * PC_W)));
 
 /* Everything a row needs. Arrays with a T suffix are transposed: k-major, j contiguous, Mp wide. */
 typedef struct pc_ctx {
-    size_t K, M, Mp, G;
+    size_t K, M, Mp, Mj, G; /* Mp: the stride of the M-long arrays; Mj: M rounded up to 8 */
     const size_t *gs;     /* G + 1 group offsets */
     const double *z;      /* K x M samples */
     const double *inv_s;  /* K: kappa / s_k, the scale of a and b */
@@ -130,6 +138,16 @@ static size_t pc_chunk_rows(size_t M)
 }
 static size_t pc_chunks(size_t M) { return (M + pc_chunk_rows(M) - 1) / pc_chunk_rows(M); }
 
+/* The stride of the M-long arrays: M rounded up to the 8 lanes, and 8 more when that is a
+ * multiple of 4 KB: the rows of the work buffer would otherwise all share their low 12 address
+ * bits, and a load that matches a pending store there waits for it (4K aliasing; 7% of the
+ * call at M 512, measured). */
+static size_t pc_stride(size_t M)
+{
+    const size_t mj = (M + PC_W - 1) / PC_W * PC_W;
+    return mj % 512 == 0 ? mj + PC_W : mj;
+}
+
 /* Doubles of one chunk's own part of the work buffer: Ef, Eg, W, dmuT, CS (Mp long each, PC_BLK
  * rows of Ef and Eg), a, Sg, SW, dls; a multiple of 8 so that every chunk stays 64-byte aligned. */
 static size_t pc_chunk_size(size_t K, size_t Mp, size_t G)
@@ -143,7 +161,7 @@ size_t disrnn__pc_work_size(size_t K, size_t M, size_t G)
 {
     size_t mp, a, b, n;
     if (M > SIZE_MAX / 2 - PC_W || K > SIZE_MAX / 64 || G > SIZE_MAX / 64) return 0;
-    mp = (M + PC_W - 1) / PC_W * PC_W;
+    mp = pc_stride(M);
     /* bT (K Mp), inv_s and gsc (2 K, rounded up to 8 doubles), the chunks' own parts, alignment
      * slack */
     if (disrnn__mul_size(K, mp, &a) || disrnn__mul_size(pc_chunks(M), pc_chunk_size(K, mp, G), &b) ||
@@ -314,7 +332,7 @@ PC_INLINE double pc_fwd_group(const pc_ctx *c, size_t g, size_t H, size_t ib, si
     pc_vd acc = {0}, skip = {0};
     pc_fwd_range(bT, Mp, a, H, 0, ib, eg, &acc);
     pc_fwd_range(bT, Mp, a, H, ib, ib + PC_W, eg, &skip);
-    pc_fwd_range(bT, Mp, a, H, ib + PC_W, Mp, eg, &acc);
+    pc_fwd_range(bT, Mp, a, H, ib + PC_W, c->Mj, eg, &acc);
     return pc_row_sum(&acc, eg, ib, il, c->w_off);
 }
 
@@ -369,7 +387,7 @@ PC_INLINE void pc_bwd_group(const pc_ctx *c, size_t g, size_t H, size_t i, size_
     agd[il] = c->inv_m / Sg;
     pc_bwd_range(c, g, H, 0, ib, &af, &ag, &sw, acck);
     pc_bwd_range(c, g, H, ib, ib + PC_W, &afd, &agd, &sw, acck);
-    pc_bwd_range(c, g, H, ib + PC_W, c->Mp, &af, &ag, &sw, acck);
+    pc_bwd_range(c, g, H, ib + PC_W, c->Mj, &af, &ag, &sw, acck);
     swi = vhsum(&sw);
     c->SW[g] += swi;
     for (size_t h = 0; h < H; h++) {
@@ -391,7 +409,7 @@ static void pc_bwd_group_wide(const pc_ctx *c, size_t g, size_t i, size_t ib, si
     double swi;
     (void)ib;
     (void)il;
-    for (size_t jb = 0; jb < Mp; jb += PC_W) {
+    for (size_t jb = 0; jb < c->Mj; jb += PC_W) {
         pc_vd f, e, w;
         vload(&f, c->Ef + jb);
         vload(&e, eg + jb);
@@ -399,7 +417,7 @@ static void pc_bwd_group_wide(const pc_ctx *c, size_t g, size_t i, size_t ib, si
         vstore(c->W + jb, &w);
     }
     c->W[i] = (c->Ef[i] / sf - eg[i] / c->Sg[g]) * c->inv_m;
-    for (size_t jb = 0; jb < Mp; jb += PC_W) {
+    for (size_t jb = 0; jb < c->Mj; jb += PC_W) {
         pc_vd w, col;
         vload(&w, c->W + jb);
         vload(&col, cs + jb);
@@ -415,7 +433,7 @@ static void pc_bwd_group_wide(const pc_ctx *c, size_t g, size_t i, size_t ib, si
         const double *b = c->bT + k * Mp;
         pc_vd acc = {0};
         double wb;
-        for (size_t jb = 0; jb < Mp; jb += PC_W) {
+        for (size_t jb = 0; jb < c->Mj; jb += PC_W) {
             pc_vd bb, w, m;
             vload(&bb, b + jb);
             vload(&w, c->W + jb);
@@ -453,7 +471,7 @@ PC_INLINE int pc_row_vec(const pc_ctx *c, size_t i, double *contrib, double *rat
         c->Sg[g] = s;
     }
     /* the full mixture: E_ij = prod_g E_ij^g */
-    for (size_t jb = 0; jb < Mp; jb += PC_W) {
+    for (size_t jb = 0; jb < c->Mj; jb += PC_W) {
         pc_vd f, e;
         vload(&f, c->Eg + jb);
         for (size_t g = 1; g < G; g++) {
@@ -595,50 +613,70 @@ PC512 double pc_hsum512(__m512d v)
 typedef struct pc_row512 {
     double *Ef, *Eg, *Sg, *a; /* Sg holds 1 / S_g once the forward pass is done */
     double rsf;               /* 1 / S */
+    double sf;                /* S, from the forward pass */
     size_t i;
 } pc_row512;
 
-/* Forward of group g (H latents, a constant in the specialised calls): the exponentials into Eg,
- * and with last (the final group) the full mixture's products prod_g E^g into Ef in the same
- * pass. Returns S_g; *sf receives S with last. The diagonal lane is masked out of the sums and
- * added with weight 1 (no split of the loop around it). */
-PC512 double pc_fwd512(const pc_ctx *c, const pc_row512 *rw, size_t g, size_t H, int last, const pc_tab *tb,
-                       double *sf)
+/* Forward of group g (H latents, a constant in the specialised calls) for the PC_BLK rows of a
+ * block: the exponentials into Eg, and with last (the final group) the full mixture's products
+ * prod_g E^g into Ef in the same pass; S_g into Sg[g] and, with last, S into sf. The rows share
+ * the loads of b and give PC_BLK independent exponentials per chunk. The rows of a block lie in
+ * one chunk of 8 (blocks start at multiples of 4), so the diagonal lanes are masked out of the
+ * sums in that chunk and added with weight 1 (no split of the loop around them). */
+PC512 void pc_fwd512(const pc_ctx *c, pc_row512 *rw, size_t g, size_t H, int last, const pc_tab *tb)
 {
-    const size_t Mp = c->Mp, k0 = c->gs[g], G = c->G, ib = rw->i / PC_W * PC_W;
-    const __mmask8 dmask = (__mmask8)(~(1u << (rw->i % PC_W)) & 0xFFu);
-    const double *bT = c->bT + k0 * Mp, *a = rw->a + k0;
-    double *eg = rw->Eg + g * Mp;
-    __m512d acc = _mm512_setzero_pd(), accf = _mm512_setzero_pd(), av[4];
+    const size_t Mp = c->Mp, k0 = c->gs[g], G = c->G, ib = rw[0].i / PC_W * PC_W;
+    const double *bT = c->bT + k0 * Mp;
+    __mmask8 dmask[PC_BLK];
+    double *eg[PC_BLK];
+    __m512d acc[PC_BLK], accf[PC_BLK];
     PC_UNROLL
-    for (size_t h = 0; h < H && h < 4; h++) av[h] = _mm512_set1_pd(a[h]);
-    for (size_t jb = 0; jb < Mp; jb += PC_W) {
-        const __mmask8 m = jb == ib ? dmask : (__mmask8)0xFF;
-        __m512d x = _mm512_setzero_pd(), e;
+    for (size_t r = 0; r < PC_BLK; r++) {
+        dmask[r] = (__mmask8)(~(1u << (rw[r].i % PC_W)) & 0xFFu);
+        eg[r] = rw[r].Eg + g * Mp;
+        acc[r] = _mm512_setzero_pd();
+        accf[r] = _mm512_setzero_pd();
+    }
+    for (size_t jb = 0; jb < c->Mj; jb += PC_W) {
+        const int diag = jb == ib;
+        __m512d bv[4];
         if (H <= 4) {
             PC_UNROLL
-            for (size_t h = 0; h < H; h++) {
-                const __m512d d = _mm512_sub_pd(av[h], _mm512_loadu_pd(bT + h * Mp + jb));
-                x = _mm512_fnmadd_pd(d, d, x);
-            }
-        } else {
-            for (size_t h = 0; h < H; h++) {
-                const __m512d d = _mm512_sub_pd(_mm512_set1_pd(a[h]), _mm512_loadu_pd(bT + h * Mp + jb));
-                x = _mm512_fnmadd_pd(d, d, x);
-            }
+            for (size_t h = 0; h < H; h++) bv[h] = _mm512_loadu_pd(bT + h * Mp + jb);
         }
-        e = pc_exp2_512(x, tb);
-        _mm512_storeu_pd(eg + jb, e);
-        acc = _mm512_mask_add_pd(acc, m, acc, e);
-        if (last) {
-            __m512d f = e;
-            for (size_t h = 0; h + 1 < G; h++) f = _mm512_mul_pd(f, _mm512_loadu_pd(rw->Eg + h * Mp + jb));
-            _mm512_storeu_pd(rw->Ef + jb, f);
-            accf = _mm512_mask_add_pd(accf, m, accf, f);
+        PC_UNROLL
+        for (size_t r = 0; r < PC_BLK; r++) {
+            const __mmask8 m = diag ? dmask[r] : (__mmask8)0xFF;
+            const double *a = rw[r].a + k0;
+            __m512d x = _mm512_setzero_pd(), e;
+            if (H <= 4) {
+                PC_UNROLL
+                for (size_t h = 0; h < H; h++) {
+                    const __m512d d = _mm512_sub_pd(bv[h], _mm512_set1_pd(a[h]));
+                    x = _mm512_fnmadd_pd(d, d, x);
+                }
+            } else {
+                for (size_t h = 0; h < H; h++) {
+                    const __m512d d = _mm512_sub_pd(_mm512_loadu_pd(bT + h * Mp + jb), _mm512_set1_pd(a[h]));
+                    x = _mm512_fnmadd_pd(d, d, x);
+                }
+            }
+            e = pc_exp2_512(x, tb);
+            _mm512_storeu_pd(eg[r] + jb, e);
+            acc[r] = _mm512_mask_add_pd(acc[r], m, acc[r], e);
+            if (last) {
+                __m512d f = e;
+                for (size_t h = 0; h + 1 < G; h++) f = _mm512_mul_pd(f, _mm512_loadu_pd(rw[r].Eg + h * Mp + jb));
+                _mm512_storeu_pd(rw[r].Ef + jb, f);
+                accf[r] = _mm512_mask_add_pd(accf[r], m, accf[r], f);
+            }
         }
     }
-    if (last) *sf = c->w_off * pc_hsum512(accf) + rw->Ef[rw->i];
-    return c->w_off * pc_hsum512(acc) + eg[rw->i];
+    PC_UNROLL
+    for (size_t r = 0; r < PC_BLK; r++) {
+        rw[r].Sg[g] = c->w_off * pc_hsum512(acc[r]) + eg[r][rw[r].i];
+        if (last) rw[r].sf = c->w_off * pc_hsum512(accf[r]) + rw[r].Ef[rw[r].i];
+    }
 }
 
 /* dz and dlog s of row rw from swi = sum_j W_ij (0 but for rounding; summed all the same, as it
@@ -657,7 +695,7 @@ PC512 void pc_finish512(const pc_ctx *c, const pc_row512 *rw, size_t g, size_t h
  * the column and centre sums and, at the end, into sum_j U_ij b_jk. The rows share the loads and
  * stores of b, of the centre sums and of the column sums (the stores and, at M 512, the traffic
  * to L2 bound this loop), and row r's terms are added after row r - 1's. The diagonal weights
- * sit in Eg (pc_row512_fwd), so every chunk is alike. */
+ * sit in Eg (pc_row512_tail), so every chunk is alike. */
 PC512 void pc_bwd512(const pc_ctx *c, const pc_row512 *const *rw, size_t R, size_t g, size_t H)
 {
     const size_t Mp = c->Mp, k0 = c->gs[g];
@@ -678,7 +716,7 @@ PC512 void pc_bwd512(const pc_ctx *c, const pc_row512 *const *rw, size_t R, size
             acc[r][h] = _mm512_setzero_pd();
         }
     }
-    for (size_t jb = 0; jb < Mp; jb += PC_W) {
+    for (size_t jb = 0; jb < c->Mj; jb += PC_W) {
         __m512d u[PC_BLK], col = _mm512_loadu_pd(cs + jb);
         PC_UNROLL
         for (size_t r = 0; r < R; r++) {
@@ -718,7 +756,7 @@ PC512 void pc_bwd512_wide(const pc_ctx *c, const pc_row512 *rw, size_t g)
     const __m512d rho = _mm512_set1_pd(rw->Sg[g] / rw->rsf), fv = _mm512_set1_pd(fr);
     __m512d su = _mm512_setzero_pd();
     double swi;
-    for (size_t jb = 0; jb < Mp; jb += PC_W) {
+    for (size_t jb = 0; jb < c->Mj; jb += PC_W) {
         const __m512d u = _mm512_fnmadd_pd(rho, _mm512_loadu_pd(eg + jb), _mm512_loadu_pd(ef + jb));
         _mm512_storeu_pd(U + jb, u);
         su = _mm512_add_pd(su, u);
@@ -731,7 +769,7 @@ PC512 void pc_bwd512_wide(const pc_ctx *c, const pc_row512 *rw, size_t g)
         double *dm = c->dmuT + k * Mp;
         const __m512d fak = _mm512_set1_pd(fr * rw->a[k]);
         __m512d acc = _mm512_setzero_pd();
-        for (size_t jb = 0; jb < Mp; jb += PC_W) {
+        for (size_t jb = 0; jb < c->Mj; jb += PC_W) {
             const __m512d u = _mm512_loadu_pd(U + jb);
             acc = _mm512_fmadd_pd(u, _mm512_loadu_pd(b + jb), acc);
             _mm512_storeu_pd(dm + jb, _mm512_fmadd_pd(u, fak, _mm512_loadu_pd(dm + jb)));
@@ -740,37 +778,41 @@ PC512 void pc_bwd512_wide(const pc_ctx *c, const pc_row512 *rw, size_t g)
     }
 }
 
-/* Forward of a row as pc_row_vec's first half: 1 when a sum is too small (the caller then uses
- * pc_row_exact()), else 0 with the ratio or the contribution. */
-PC512 int pc_row512_fwd(const pc_ctx *c, pc_row512 *rw, const pc_tab *tb, double *contrib, double *ratio_out)
+/* The forward passes of a block of PC_BLK rows, one per group. */
+PC512 void pc_rows512_fwd(const pc_ctx *c, pc_row512 *rw, const pc_tab *tb)
 {
-    const size_t G = c->G, Mp = c->Mp, i = rw->i;
-    double sf = 0.0, ratio, ed;
-    int small = 0;
-    for (size_t g = 0; g < G && !small; g++) {
+    const size_t G = c->G;
+    for (size_t g = 0; g < G; g++) {
         const size_t H = c->gs[g + 1] - c->gs[g];
-        double s;
         if (g + 1 < G) {
             switch (H) {
-            case 1: s = pc_fwd512(c, rw, g, 1, 0, tb, NULL); break;
-            case 2: s = pc_fwd512(c, rw, g, 2, 0, tb, NULL); break;
-            case 3: s = pc_fwd512(c, rw, g, 3, 0, tb, NULL); break;
-            case 4: s = pc_fwd512(c, rw, g, 4, 0, tb, NULL); break;
-            default: s = pc_fwd512(c, rw, g, H, 0, tb, NULL); break;
+            case 1: pc_fwd512(c, rw, g, 1, 0, tb); break;
+            case 2: pc_fwd512(c, rw, g, 2, 0, tb); break;
+            case 3: pc_fwd512(c, rw, g, 3, 0, tb); break;
+            case 4: pc_fwd512(c, rw, g, 4, 0, tb); break;
+            default: pc_fwd512(c, rw, g, H, 0, tb); break;
             }
         } else {
             switch (H) {
-            case 1: s = pc_fwd512(c, rw, g, 1, 1, tb, &sf); break;
-            case 2: s = pc_fwd512(c, rw, g, 2, 1, tb, &sf); break;
-            case 3: s = pc_fwd512(c, rw, g, 3, 1, tb, &sf); break;
-            case 4: s = pc_fwd512(c, rw, g, 4, 1, tb, &sf); break;
-            default: s = pc_fwd512(c, rw, g, H, 1, tb, &sf); break;
+            case 1: pc_fwd512(c, rw, g, 1, 1, tb); break;
+            case 2: pc_fwd512(c, rw, g, 2, 1, tb); break;
+            case 3: pc_fwd512(c, rw, g, 3, 1, tb); break;
+            case 4: pc_fwd512(c, rw, g, 4, 1, tb); break;
+            default: pc_fwd512(c, rw, g, H, 1, tb); break;
             }
         }
-        rw->Sg[g] = s;
-        small = !(s >= PC_TINY);
     }
-    if (small) return 1;
+}
+
+/* The rest of a row's forward, as pc_row_vec's first half: 1 when a sum is too small (the caller
+ * then uses pc_row_exact()), else 0 with the ratio or the contribution. */
+PC512 int pc_row512_tail(const pc_ctx *c, pc_row512 *rw, double *contrib, double *ratio_out)
+{
+    const size_t G = c->G, Mp = c->Mp, i = rw->i;
+    const double sf = rw->sf;
+    double ratio, ed;
+    for (size_t g = 0; g < G; g++)
+        if (!(rw->Sg[g] >= PC_TINY)) return 1;
     if (!(sf >= PC_TINY)) return 1;
     /* the reciprocals for the backward pass (independent divisions), the ratio as a product, and
      * the diagonal weights W_ii^g = (E_ii / S - E_ii^g / S_g) / M written where the backward pass
@@ -853,14 +895,17 @@ __attribute__((target("avx512f"))) static double pc_rows_avx512(const pc_ctx *c)
         const size_t n = M - i0 < PC_BLK ? M - i0 : PC_BLK;
         double contrib[PC_BLK], ratio[PC_BLK];
         int exact[PC_BLK];
-        for (size_t r = 0; r < n; r++) {
+        /* a short last block repeats its last row in the spare row buffers (results unused) */
+        for (size_t r = 0; r < PC_BLK; r++) {
             pc_row512 *rw = rows + r;
-            rw->i = i0 + r;
+            rw->i = i0 + (r < n ? r : n - 1);
             contrib[r] = 0.0;
             ratio[r] = -1.0;
             for (size_t k = 0; k < K; k++) rw->a[k] = c->z[k + rw->i * K] * c->inv_s[k];
-            exact[r] = c->exact_all || pc_row512_fwd(c, rw, &tb, contrib + r, ratio + r);
         }
+        if (!c->exact_all) pc_rows512_fwd(c, rows, &tb);
+        for (size_t r = 0; r < n; r++)
+            exact[r] = c->exact_all || pc_row512_tail(c, rows + r, contrib + r, ratio + r);
         for (size_t r = 0; r < n; r++) {
             pc_row512 *rw = rows + r;
             if (exact[r]) {
@@ -897,7 +942,7 @@ static double pc_rows_base(const pc_ctx *c) { return pc_rows_vec(c); }
 static double pc_rows(const pc_ctx *c)
 {
 #if defined(__x86_64__) || defined(__i386__)
-    /* the AVX-512 kernel divides by w_off (pc_row512_fwd): N_tot <= 1 (w_off = 0) and absurd
+    /* the AVX-512 kernel divides by w_off (pc_row512_tail): N_tot <= 1 (w_off = 0) and absurd
      * weights take the next one */
     if (__builtin_cpu_supports("avx512f") && c->w_off >= 0x1p-500 && c->w_off <= 0x1p500) return pc_rows_avx512(c);
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return pc_rows_avx2(c);
@@ -999,7 +1044,7 @@ double disrnn__pc(size_t K, size_t M, const double *mu, const double *z, const d
                   size_t G, const size_t *group_start, double n_tot, double *work, double *dz, double *dmu,
                   double *dlog_s, disrnn__pool *pool)
 {
-    const size_t Mp = (M + PC_W - 1) / PC_W * PC_W, C = pc_chunks(M), R = pc_chunk_rows(M);
+    const size_t Mp = pc_stride(M), C = pc_chunks(M), R = pc_chunk_rows(M);
     const size_t csz = pc_chunk_size(K, Mp, G);
     double *p = align64(work);
     double *bT, *inv_s, *gsc;
@@ -1011,6 +1056,7 @@ double disrnn__pc(size_t K, size_t M, const double *mu, const double *z, const d
     c.K = K;
     c.M = M;
     c.Mp = Mp;
+    c.Mj = (M + PC_W - 1) / PC_W * PC_W;
     c.G = G;
     c.gs = group_start;
     c.z = z;
