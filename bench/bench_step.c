@@ -516,7 +516,7 @@ typedef struct opts {
     const char *self, *torch_script, *torch_python, *scaling_out, *clock_arg;
     int threads[MAX_THREADS], n_threads;
     int configs[N_STD_CONFIGS], n_configs;
-    int blocks, torch, fit, torch_fit, fit_epochs, fit_runs;
+    int blocks, rounds, torch, fit, torch_fit, fit_epochs, fit_runs;
     int torch_dtype[2]; /* run PyTorch in float64, float32 */
     double block_s;
 } opts;
@@ -595,42 +595,75 @@ typedef struct row {
     char hash[32], note[160];
 } row;
 
+#define MAX_ROUNDS 15
+
+/* Median of the values among v[0..n) that are not NaN (NAN when none); v is reordered. */
+static double median_of(double *v, int n)
+{
+    size_t m = 0;
+    for (int i = 0; i < n; i++)
+        if (!isnan(v[i])) v[m++] = v[i];
+    return m ? median(v, m) : NAN;
+}
+
+/* One configuration at one thread count: o->rounds rounds of the library's worker followed by
+ * PyTorch in each precision, so that both sides are timed in the same stretches of time (on a
+ * shared host the machine's speed drifts by 5-10% over minutes); each column is the median of its
+ * rounds. Every round of the library must give the same hash. */
 static void measure(const opts *o, const bcfg *c, int threads, double gemm_rate, double exp_rate, row *r)
 {
     char cmd[2048], env[160], line[1024];
+    double lib_us[MAX_ROUNDS], lib_min[MAX_ROUNDS], t_us[N_TORCH_DTYPES][MAX_ROUNDS];
     memset(r, 0, sizeof *r);
     env_prefix(env, sizeof env, threads);
-    snprintf(cmd, sizeof cmd, "%s '%s' --worker-step %zu %zu %zu %zu %zu %.17g %.17g --blocks %d --block-ms %.3f%s",
-             env, o->self, c->N, c->K, c->G, c->M, c->T, c->beta, c->n_tot, o->blocks, 1e3 * o->block_s,
-             o->clock_arg);
-    r->ok = run_capture(cmd, line, sizeof line);
-    if (r->ok) {
-        r->us = field(line, "us");
-        r->us_min = field(line, "us_min");
-        r->rss_kb = field(line, "rss_kb");
-        r->allocs = field(line, "allocs_per_step");
-        r->heap = field(line, "heap_bytes");
-        field_str(line, "hash", r->hash, sizeof r->hash);
-    } else {
-        snprintf(r->note, sizeof r->note, "C: %.150s", line);
-    }
-    step_cost(c, &r->flops, &r->exps);
-    r->floor_us = 1e6 * (r->flops / gemm_rate + r->exps / exp_rate);
-    for (int d = 0; d < N_TORCH_DTYPES; d++) {
-        r->torch_us[d] = r->torch_rss_kb[d] = NAN;
-        if (!o->torch || !o->torch_dtype[d]) continue;
-        snprintf(cmd, sizeof cmd,
-                 "%s '%s' '%s' --N %zu --K %zu --G %zu --M %zu --T %zu --beta %.17g --n-tot %.17g --threads %d "
-                 "--blocks %d --block-ms %.3f%s%s 2>&1",
-                 env, o->torch_python, o->torch_script, c->N, c->K, c->G, c->M, c->T, c->beta, c->n_tot, threads,
-                 o->blocks, 1e3 * o->block_s, torch_dtype_flag[d], o->clock_arg);
+    for (int d = 0; d < N_TORCH_DTYPES; d++) r->torch_us[d] = r->torch_rss_kb[d] = NAN;
+    for (int q = 0; q < o->rounds; q++) {
+        lib_us[q] = lib_min[q] = NAN;
+        snprintf(cmd, sizeof cmd, "%s '%s' --worker-step %zu %zu %zu %zu %zu %.17g %.17g --blocks %d --block-ms %.3f%s",
+                 env, o->self, c->N, c->K, c->G, c->M, c->T, c->beta, c->n_tot, o->blocks, 1e3 * o->block_s,
+                 o->clock_arg);
         if (run_capture(cmd, line, sizeof line)) {
-            r->torch_us[d] = field(line, "us");
-            r->torch_rss_kb[d] = field(line, "rss_kb");
+            char hash[32];
+            lib_us[q] = field(line, "us");
+            lib_min[q] = field(line, "us_min");
+            field_str(line, "hash", hash, sizeof hash);
+            if (q == 0) {
+                r->ok = 1;
+                r->rss_kb = field(line, "rss_kb");
+                r->allocs = field(line, "allocs_per_step");
+                r->heap = field(line, "heap_bytes");
+                snprintf(r->hash, sizeof r->hash, "%s", hash);
+            } else if (r->ok && strcmp(hash, r->hash) != 0) {
+                snprintf(r->note, sizeof r->note, "C: round %d gave a different result hash", q + 1);
+                r->ok = 0;
+            }
         } else if (!r->note[0]) {
-            snprintf(r->note, sizeof r->note, "PyTorch: %.140s", line);
+            snprintf(r->note, sizeof r->note, "C: %.150s", line);
+        }
+        for (int d = 0; d < N_TORCH_DTYPES; d++) {
+            t_us[d][q] = NAN;
+            if (!o->torch || !o->torch_dtype[d]) continue;
+            snprintf(cmd, sizeof cmd,
+                     "%s '%s' '%s' --N %zu --K %zu --G %zu --M %zu --T %zu --beta %.17g --n-tot %.17g --threads %d "
+                     "--blocks %d --block-ms %.3f%s%s 2>&1",
+                     env, o->torch_python, o->torch_script, c->N, c->K, c->G, c->M, c->T, c->beta, c->n_tot, threads,
+                     o->blocks, 1e3 * o->block_s, torch_dtype_flag[d], o->clock_arg);
+            if (run_capture(cmd, line, sizeof line)) {
+                t_us[d][q] = field(line, "us");
+                if (q == 0) r->torch_rss_kb[d] = field(line, "rss_kb");
+            } else if (!r->note[0]) {
+                snprintf(r->note, sizeof r->note, "PyTorch: %.140s", line);
+            }
         }
     }
+    if (r->ok) {
+        r->us = median_of(lib_us, o->rounds);
+        r->us_min = median_of(lib_min, o->rounds);
+    }
+    for (int d = 0; d < N_TORCH_DTYPES; d++)
+        if (o->torch && o->torch_dtype[d]) r->torch_us[d] = median_of(t_us[d], o->rounds);
+    step_cost(c, &r->flops, &r->exps);
+    r->floor_us = 1e6 * (r->flops / gemm_rate + r->exps / exp_rate);
 }
 
 static void usage(void)
@@ -640,6 +673,7 @@ static void usage(void)
            "  --threads 1,2           OpenBLAS thread counts, one process each (default 1,2)\n"
            "  --blocks B              timed blocks per measurement; the median is reported (default 15)\n"
            "  --block-ms T            minimum length of a block in ms (default 20)\n"
+           "  --rounds R              rounds of the library and PyTorch, alternated; medians (default 3)\n"
            "  --no-torch              skip the PyTorch comparison\n"
            "  --torch-dtype 64,32     PyTorch precisions to run (default both)\n"
            "  --torch-script PATH     bench/torch_step.py (default: next to this program's sources)\n"
@@ -794,12 +828,13 @@ static int parent(const opts *o)
             if (r->note[0]) printf("     note: %s\n", r->note);
         }
     }
-    printf("us/step: median over %d timed blocks of at least %.0f ms. PT64/PT32: the same step in PyTorch in\n"
-           "float64/float32 (x = PyTorch time / libdisrnn time). floor = flops / DGEMM rate + exps / exp rate\n"
-           "(/floor = time / floor). RSS: peak resident memory of the process (PT RSS: PyTorch float64).\n"
-           "alloc/s: allocations per timed step. bits: parameters and loss after 20 steps, compared with the\n"
-           "first thread count.%s\n",
-           o->blocks, 1e3 * o->block_s, o->torch ? "" : " PyTorch skipped (--no-torch).");
+    printf("us/step: median over %d timed blocks of at least %.0f ms, then the median of %d rounds, each round\n"
+           "the library then PyTorch (alternated, so both see the same stretches of the machine's time).\n"
+           "PT64/PT32: the same step in PyTorch in float64/float32 (x = PyTorch time / libdisrnn time).\n"
+           "floor = flops / DGEMM rate + exps / exp rate (/floor = time / floor). RSS: peak resident memory of\n"
+           "the process (PT RSS: PyTorch float64). alloc/s: allocations per timed step. bits: parameters and\n"
+           "loss after 20 steps, compared with the first thread count (and equal in every round).%s\n",
+           o->blocks, 1e3 * o->block_s, o->rounds, o->torch ? "" : " PyTorch skipped (--no-torch).");
 
     print_load("after the steps");
     if (o->fit) {
@@ -855,6 +890,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < N_STD_CONFIGS; i++) o.configs[i] = (int)i;
     o.n_configs = (int)N_STD_CONFIGS;
     o.blocks = 15;
+    o.rounds = 3;
     o.block_s = 0.02;
     o.torch = 1;
     o.torch_dtype[0] = o.torch_dtype[1] = 1;
@@ -911,6 +947,8 @@ int main(int argc, char **argv)
             o.n_threads = parse_list(argv[++i], o.threads, MAX_THREADS, 0);
         } else if (strcmp(a, "--blocks") == 0 && more) {
             o.blocks = atoi(argv[++i]);
+        } else if (strcmp(a, "--rounds") == 0 && more) {
+            o.rounds = atoi(argv[++i]);
         } else if (strcmp(a, "--block-ms") == 0 && more) {
             o.block_s = 1e-3 * strtod(argv[++i], NULL);
         } else if (strcmp(a, "--no-torch") == 0) {
@@ -946,7 +984,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_step: thread counts must be 1..%d\n", MAX_THREADS);
             return 2;
         }
-    if (o.blocks < 1 || o.n_configs < 1 || o.n_threads < 1 || o.fit_runs < 1) {
+    if (o.blocks < 1 || o.rounds < 1 || o.rounds > MAX_ROUNDS || o.n_configs < 1 || o.n_threads < 1 || o.fit_runs < 1) {
         fprintf(stderr, "bench_step: bad options\n");
         return 2;
     }
