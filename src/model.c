@@ -79,6 +79,15 @@ static void assign(disrnn_model_t *m)
     }
 }
 
+double *disrnn__model_swap_theta(disrnn_model_t *m, double *theta)
+{
+    double *old = m->theta;
+    m->theta = theta;
+    for (int b = 0; b < DISRNN__NUM_BLOCKS; b++)
+        if (m->off[b] != SIZE_MAX) m->blk[b] = theta + m->off[b];
+    return old;
+}
+
 /* Free everything a (possibly partly built) model owns, then the model. */
 static void release(disrnn_model_t *m)
 {

@@ -65,6 +65,10 @@ int disrnn__model_new(disrnn_model_t **out, const disrnn__spec *spec, const disr
 double disrnn__model_s(const disrnn_model_t *m, size_t k);
 /** Effective N_tot (> 0) or 0 when unset. */
 double disrnn__model_n_tot(const disrnn_model_t *m);
+/** Make theta (n_params doubles from the model's allocator) the model's learned parameters, the
+ *  learned blocks pointing into it, and return the array it held, which the caller now owns (the
+ *  trainer's step writes new parameters beside the old ones and exchanges the arrays). */
+double *disrnn__model_swap_theta(disrnn_model_t *m, double *theta);
 /** Refresh the log s block for Scott's rule after N_tot changed. */
 void disrnn__model_update_scott(disrnn_model_t *m);
 /** 1 for the Poisson observation models (softplus or exp link), 0 for the Gaussian ones. */

@@ -95,16 +95,15 @@ AD_BODY_ATTR static inline uint64_t adam_moments(const adam_c *c, size_t len, co
 /* denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps); AdamW's param.mul_(1 - lr wd)
  * (decay = 1 for Adam, which leaves every value as it is); param.addcdiv_(exp_avg, denom,
  * value=-step_size). sq holds sqrt(v). */
-AD_BODY_ATTR static inline uint64_t adam_params(const adam_c *c, size_t len, double *restrict th,
-                                                double *restrict th_old, const double *restrict mo,
+AD_BODY_ATTR static inline uint64_t adam_params(const adam_c *c, size_t len, const double *restrict th,
+                                                double *restrict th_new, const double *restrict mo,
                                                 const double *restrict sq)
 {
     const double bc = c->bc2_sqrt, eps = c->eps, ns = c->neg_step, decay = c->decay;
     uint64_t bad = 0;
     for (size_t i = 0; i < len; i++) {
-        const double old = th[i], denom = sq[i] / bc + eps, tn = old * decay + ns * (mo[i] / denom);
-        th_old[i] = old;
-        th[i] = tn;
+        const double denom = sq[i] / bc + eps, tn = th[i] * decay + ns * (mo[i] / denom);
+        th_new[i] = tn;
         bad |= nonfinite_bit(tn);
     }
     return bad;
@@ -157,8 +156,8 @@ AD_BODY_ATTR static inline uint64_t adam_fast_first(const adam_c *c, size_t len,
     return bad;
 }
 
-AD_BODY_ATTR static inline uint64_t adam_block_fast(const adam_c *c, size_t len, double *restrict th,
-                                                    double *restrict th_old, const double *restrict g,
+AD_BODY_ATTR static inline uint64_t adam_block_fast(const adam_c *c, size_t len, const double *restrict th,
+                                                    double *restrict th_new, const double *restrict g,
                                                     const double *restrict m, const double *restrict v,
                                                     double *restrict mo, double *restrict vo,
                                                     double *restrict den, double *restrict rd)
@@ -174,12 +173,11 @@ AD_BODY_ATTR static inline uint64_t adam_block_fast(const adam_c *c, size_t len,
         rd[i] = fma(y, fma(-d, y, 1.0), y);
     }
     for (size_t i = 0; i < len; i++) {
-        const double d = den[i], y = rd[i], mn = mo[i], old = th[i];
+        const double d = den[i], y = rd[i], mn = mo[i];
         double q = mn * y, tn;
         q = fma(fma(-d, q, mn), y, q);
-        tn = fma(ns, q, old * decay);
-        th_old[i] = old;
-        th[i] = tn;
+        tn = fma(ns, q, th[i] * decay);
+        th_new[i] = tn;
         bad |= bits_of(fma(tn, 0.0, 0.0));
     }
     return bad ? 1ULL << 63 : 0;
@@ -196,7 +194,7 @@ AD_BODY_ATTR static inline uint64_t adam_block_fast(const adam_c *c, size_t len,
                 __builtin_prefetch((g) + q_, 0, 3);                                                          \
                 __builtin_prefetch((m) + q_, 0, 3);                                                          \
                 __builtin_prefetch((v) + q_, 0, 3);                                                          \
-                __builtin_prefetch((th) + q_, 1, 3);                                                         \
+                __builtin_prefetch((th) + q_, 0, 3);                                                         \
             }                                                                                                \
     } while (0)
 #else
@@ -208,7 +206,7 @@ AD_BODY_ATTR static inline uint64_t adam_block_fast(const adam_c *c, size_t len,
  * adam_block_fast, which only copies with fused multiply-adds in hardware do (elsewhere fma() is
  * a library call, slower than the divider). */
 #define AD_KERNEL(name, attr, width, sqrt_vec, hw_fma)                                                        \
-    attr static uint64_t name(const adam_c *c, size_t n, double *th, double *th_old, const double *g,         \
+    attr static uint64_t name(const adam_c *c, size_t n, const double *th, double *th_new, const double *g,   \
                               const double *m, const double *v, double *mo, double *vo)                      \
     {                                                                                                        \
         double sq[AD_BLOCK], rd[AD_BLOCK];                                                                   \
@@ -218,14 +216,14 @@ AD_BODY_ATTR static inline uint64_t adam_block_fast(const adam_c *c, size_t len,
             size_t i = 0;                                                                                    \
             AD_AHEAD(n, i0, g, m, v, th);                                                                    \
             if ((hw_fma) && c->fast) {                                                                       \
-                bad |= adam_block_fast(c, len, th + i0, th_old + i0, g + i0, m + i0, v + i0, mo + i0, vo + i0,   \
+                bad |= adam_block_fast(c, len, th + i0, th_new + i0, g + i0, m + i0, v + i0, mo + i0, vo + i0,   \
                                        sq, rd);                                                              \
                 continue;                                                                                    \
             }                                                                                                \
             bad |= adam_moments(c, len, g + i0, m + i0, v + i0, mo + i0, vo + i0);                           \
             for (; i + (width) <= len; i += (width)) sqrt_vec(sq + i, vo + i0 + i);                          \
             for (; i < len; i++) sq[i] = sqrt(vo[i0 + i]);                                                   \
-            bad |= adam_params(c, len, th + i0, th_old + i0, mo + i0, sq);                                   \
+            bad |= adam_params(c, len, th + i0, th_new + i0, mo + i0, sq);                                   \
         }                                                                                                    \
         return bad;                                                                                          \
     }
@@ -242,7 +240,7 @@ AD_KERNEL(adam_base, AD_FN_ATTR, 2, SQRT_128, 0)
 AD_KERNEL(adam_base, AD_FN_ATTR, 1, SQRT_SCALAR, 0)
 #endif
 
-typedef uint64_t (*adam_fn)(const adam_c *, size_t, double *, double *, const double *, const double *,
+typedef uint64_t (*adam_fn)(const adam_c *, size_t, const double *, double *, const double *, const double *,
                             const double *, double *, double *);
 
 static adam_fn adam_pick(void)
@@ -280,8 +278,8 @@ typedef struct adam_ctx {
     adam_fn fn;
     adam_c c;
     size_t n, per;
-    double *theta, *theta_old, *m_out, *v_out;
-    const double *grad, *m, *v;
+    double *theta_new, *m_out, *v_out;
+    const double *theta, *grad, *m, *v;
     uint64_t bad[AD_TASKS];
 } adam_ctx;
 
@@ -289,11 +287,11 @@ static void adam_task(void *ctx, size_t t)
 {
     adam_ctx *a = (adam_ctx *)ctx;
     const size_t i0 = t * a->per, len = a->n - i0 < a->per ? a->n - i0 : a->per;
-    a->bad[t] = a->fn(&a->c, len, a->theta + i0, a->theta_old + i0, a->grad + i0, a->m + i0, a->v + i0,
+    a->bad[t] = a->fn(&a->c, len, a->theta + i0, a->theta_new + i0, a->grad + i0, a->m + i0, a->v + i0,
                       a->m_out + i0, a->v_out + i0);
 }
 
-int disrnn__adam_update(const disrnn__adam *o, disrnn__pool *pool, size_t n, double *theta, double *theta_old,
+int disrnn__adam_update(const disrnn__adam *o, disrnn__pool *pool, size_t n, const double *theta, double *theta_new,
                         const double *grad, const double *m, const double *v, double *m_out, double *v_out,
                         int64_t step)
 {
@@ -308,7 +306,7 @@ int disrnn__adam_update(const disrnn__adam *o, disrnn__pool *pool, size_t n, dou
     a.n = n;
     a.per = per;
     a.theta = theta;
-    a.theta_old = theta_old;
+    a.theta_new = theta_new;
     a.grad = grad;
     a.m = m;
     a.v = v;
@@ -322,13 +320,14 @@ int disrnn__adam_update(const disrnn__adam *o, disrnn__pool *pool, size_t n, dou
 void disrnn__adam_step(const disrnn__adam *o, size_t n, double *theta, const double *grad, double *m, double *v,
                        int64_t step)
 {
-    double old[AD_BLOCK], mo[AD_BLOCK], vo[AD_BLOCK];
+    double tn[AD_BLOCK], mo[AD_BLOCK], vo[AD_BLOCK];
     const adam_fn fn = adam_pick();
     adam_c c;
     adam_consts(o, step, &c);
     for (size_t i0 = 0; i0 < n; i0 += AD_BLOCK) {
         const size_t len = n - i0 < AD_BLOCK ? n - i0 : AD_BLOCK;
-        (void)fn(&c, len, theta + i0, old, grad + i0, m + i0, v + i0, mo, vo);
+        (void)fn(&c, len, theta + i0, tn, grad + i0, m + i0, v + i0, mo, vo);
+        memcpy(theta + i0, tn, len * sizeof(double));
         memcpy(m + i0, mo, len * sizeof(double));
         memcpy(v + i0, vo, len * sizeof(double));
     }

@@ -15,13 +15,12 @@ typedef struct disrnn__adam {
 /** One step on n parameters, in place: moments m, v updated, step is the new (1-based) step count. */
 void disrnn__adam_step(const disrnn__adam *o, size_t n, double *theta, const double *grad, double *m, double *v,
                        int64_t step);
-/** The same step with the moments out of place and the parameters kept recoverable: theta is
- *  updated in place after its old values are copied to theta_old; the new moments go to m_out and
- *  v_out (m and v are only read). All seven arrays must be distinct. Returns 1 when every new
- *  parameter and moment is finite, 0 otherwise (the caller then restores theta from theta_old and
- *  keeps m and v). One pass over the arrays, vectorised, in tasks of a fixed size run on pool
- *  (NULL: the calling thread); every value is computed alone, so threads change no bit. */
-int disrnn__adam_update(const disrnn__adam *o, disrnn__pool *pool, size_t n, double *theta, double *theta_old,
+/** The same step out of place: the new parameters go to theta_new and the new moments to m_out
+ *  and v_out; theta, m and v are only read. All seven arrays must be distinct. Returns 1 when every
+ *  new parameter and moment is finite, 0 otherwise (the caller then keeps theta, m and v as they
+ *  are). One pass over the arrays, vectorised, in tasks of a fixed size run on pool (NULL: the
+ *  calling thread); every value is computed alone, so threads change no bit. */
+int disrnn__adam_update(const disrnn__adam *o, disrnn__pool *pool, size_t n, const double *theta, double *theta_new,
                         const double *grad, const double *m, const double *v, double *m_out, double *v_out,
                         int64_t step);
 /** 1 when this CPU's update takes the divider-free step (src/optimizer.c; AVX2 + FMA or AVX-512

@@ -154,7 +154,7 @@ void disrnn_trainer_free(disrnn_trainer_t *tr)
     disrnn__free(&al, tr->v);
     disrnn__free(&al, tr->best_theta);
     disrnn__free(&al, tr->grad);
-    disrnn__free(&al, tr->theta_old);
+    disrnn__free(&al, tr->theta_new);
     disrnn__free(&al, tr->m_new);
     disrnn__free(&al, tr->v_new);
     free_batch(&al, tr);
@@ -196,10 +196,10 @@ int disrnn_trainer_create(disrnn_trainer_t **out, disrnn_model_t *model, const d
     tr->v = (double *)disrnn__calloc(al, nn, sizeof(double));
     tr->best_theta = disrnn__alloc_doubles(al, nn);
     tr->grad = disrnn__alloc_doubles(al, nn);
-    tr->theta_old = disrnn__alloc_doubles(al, nn);
+    tr->theta_new = disrnn__alloc_doubles(al, nn);
     tr->m_new = disrnn__alloc_doubles(al, nn);
     tr->v_new = disrnn__alloc_doubles(al, nn);
-    if (!tr->order || !tr->m || !tr->v || !tr->best_theta || !tr->grad || !tr->theta_old || !tr->m_new || !tr->v_new ||
+    if (!tr->order || !tr->m || !tr->v || !tr->best_theta || !tr->grad || !tr->theta_new || !tr->m_new || !tr->v_new ||
         ensure_cap(tr, batch_need(batch_setting(tr), tr->tr_s.S)) != DISRNN_OK) {
         rc = disrnn__fail(&model->base, DISRNN_ERR_NOMEM, "Out of memory creating a trainer.");
         goto fail;
@@ -501,9 +501,12 @@ static double current_lr(const disrnn_trainer_t *tr)
 }
 
 /* Clip tr->grad and take the Adam step; when a new parameter or moment is not finite, nothing
- * changes. The parameters are updated in place with their old values kept in theta_old (restored
- * on refusal); the moments are written to m_new and v_new and take the place of m and v by pointer
- * swap on success. */
+ * changes. The new parameters and moments are written beside the old ones (theta_new, m_new,
+ * v_new), which are only read, and take their place by exchange of arrays on success: nothing to
+ * restore on refusal, and no copy of the old parameters written each step (at 65012 parameters a
+ * stream of 0.5 MB). The model's parameter array and the trainer's come from the same allocator
+ * (the trainer inherits the model's), so whichever handle holds an array when it is freed frees
+ * it. */
 static int apply_grad(disrnn_trainer_t *tr)
 {
     const size_t n = tr->n;
@@ -525,11 +528,10 @@ static int apply_grad(disrnn_trainer_t *tr)
     o.beta2 = tr->set.dval[DISRNN_TRAIN_BETA2];
     o.eps = tr->set.dval[DISRNN_TRAIN_EPS];
     o.weight_decay = tr->set.dval[DISRNN_TRAIN_WEIGHT_DECAY];
-    if (!disrnn__adam_update(&o, tr->pool, n, tr->model->theta, tr->theta_old, tr->grad, tr->m, tr->v, tr->m_new,
-                             tr->v_new, tr->pr.step + 1)) {
-        memcpy(tr->model->theta, tr->theta_old, n * sizeof(double));
+    if (!disrnn__adam_update(&o, tr->pool, n, tr->model->theta, tr->theta_new, tr->grad, tr->m, tr->v, tr->m_new,
+                             tr->v_new, tr->pr.step + 1))
         return DISRNN_ERR_NONFINITE;
-    }
+    tr->theta_new = disrnn__model_swap_theta(tr->model, tr->theta_new);
     t = tr->m;
     tr->m = tr->m_new;
     tr->m_new = t;

@@ -47,9 +47,9 @@ struct disrnn_trainer {
     size_t n;                    /* learned parameters */
     double *m, *v;               /* Adam moments */
     double *best_theta;          /* parameters of the best validation epoch */
-    double *grad, *theta_old, *m_new, *v_new; /* step workspace: parameters updated in place with the old
-                                                 values kept in theta_old (restored if the step is
-                                                 refused); new moments swapped in on success */
+    double *grad, *theta_new, *m_new, *v_new; /* step workspace: the new parameters and moments, which
+                                                 take the place of the model's parameters and of m and
+                                                 v by exchange of arrays when the step succeeds */
 
     disrnn__pool *pool;          /* DISRNN_TRAIN_THREADS - 1 workers, or NULL for one thread */
 

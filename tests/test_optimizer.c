@@ -84,7 +84,7 @@ enum { NA = 13 };
 typedef struct arrays {
     double *p[NA];
 } arrays;
-enum { TH, OLD, PRE, G, M, V, MO, VO, ETH, EM, EV, MIN, VIN };
+enum { TH, NEW, PRE, G, M, V, MO, VO, ETH, EM, EV, MIN, VIN };
 
 static void arrays_alloc(arrays *a, size_t n)
 {
@@ -102,8 +102,8 @@ static void arrays_free(arrays *a)
 #define SAME(x, y, n) assert_memory_equal((x), (y), ((n) ? (n) : 1) * sizeof(double))
 
 /* Three steps for lengths around the vector widths and the block of 512, Adam and AdamW, torch's
- * lerp on either side of weight 1/2: the bits of the scalar formula, the old parameters kept, the
- * input moments untouched. */
+ * lerp on either side of weight 1/2: the bits of the scalar formula in the output arrays, the input
+ * parameters and moments untouched. */
 static void test_update_matches_scalar_formula(void **state)
 {
     const size_t lens[] = {0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 511, 512, 513, 1030, 4099};
@@ -134,15 +134,16 @@ static void test_update_matches_scalar_formula(void **state)
                 memcpy(a.p[MIN], a.p[M], bytes);
                 memcpy(a.p[VIN], a.p[V], bytes);
                 torch_adam_scalar(&opts[oi], n, a.p[ETH], a.p[G], a.p[EM], a.p[EV], step);
-                assert_int_equal(disrnn__adam_update(&opts[oi], NULL, n, a.p[TH], a.p[OLD], a.p[G], a.p[M], a.p[V], a.p[MO],
+                assert_int_equal(disrnn__adam_update(&opts[oi], NULL, n, a.p[TH], a.p[NEW], a.p[G], a.p[M], a.p[V], a.p[MO],
                                                      a.p[VO], step),
                                  1);
-                SAME(a.p[TH], a.p[ETH], n);
+                SAME(a.p[NEW], a.p[ETH], n);
                 SAME(a.p[MO], a.p[EM], n);
                 SAME(a.p[VO], a.p[EV], n);
-                SAME(a.p[OLD], a.p[PRE], n);
+                SAME(a.p[TH], a.p[PRE], n);
                 SAME(a.p[M], a.p[MIN], n);
                 SAME(a.p[V], a.p[VIN], n);
+                t = a.p[TH], a.p[TH] = a.p[NEW], a.p[NEW] = t;
                 t = a.p[M], a.p[M] = a.p[MO], a.p[MO] = t;
                 t = a.p[V], a.p[V] = a.p[VO], a.p[VO] = t;
             }
@@ -235,7 +236,7 @@ static void test_step_accuracy_and_exact_fallback(void **state)
 }
 
 /* Any non-finite new parameter or moment, wherever it is, makes the update report it, with the
- * old parameters in theta_old and the input moments untouched; finite extremes pass. */
+ * input parameters and moments untouched; finite extremes pass. */
 static void test_update_reports_nonfinite(void **state)
 {
     const disrnn__adam o = {1, 1e-3, 0.9, 0.999, 1e-8, 0.01};
@@ -259,8 +260,8 @@ static void test_update_reports_nonfinite(void **state)
             memcpy(a.p[PRE], a.p[TH], n * sizeof(double));
             memcpy(a.p[MIN], a.p[M], n * sizeof(double));
             memcpy(a.p[VIN], a.p[V], n * sizeof(double));
-            assert_int_equal(disrnn__adam_update(&o, NULL, n, a.p[TH], a.p[OLD], a.p[G], a.p[M], a.p[V], a.p[MO], a.p[VO], 7), 0);
-            SAME(a.p[OLD], a.p[PRE], n);
+            assert_int_equal(disrnn__adam_update(&o, NULL, n, a.p[TH], a.p[NEW], a.p[G], a.p[M], a.p[V], a.p[MO], a.p[VO], 7), 0);
+            SAME(a.p[TH], a.p[PRE], n);
             SAME(a.p[M], a.p[MIN], n);
             SAME(a.p[V], a.p[VIN], n);
         }
@@ -272,7 +273,7 @@ static void test_update_reports_nonfinite(void **state)
         a.p[M][i] = 1e300;
         a.p[V][i] = 1e300;
     }
-    assert_int_equal(disrnn__adam_update(&o, NULL, n, a.p[TH], a.p[OLD], a.p[G], a.p[M], a.p[V], a.p[MO], a.p[VO], 1), 1);
+    assert_int_equal(disrnn__adam_update(&o, NULL, n, a.p[TH], a.p[NEW], a.p[G], a.p[M], a.p[V], a.p[MO], a.p[VO], 1), 1);
     arrays_free(&a);
 }
 

@@ -1204,6 +1204,64 @@ static void test_allocation_failures(void **state)
     disrnn_dataset_free(val);
 }
 
+/* A step writes the new parameters beside the old ones and exchanges the arrays with the model:
+ * the model reads the new values through every block, a refused step leaves them, and whichever
+ * handle is freed first, every array is freed once (the counting allocator ends at zero; the
+ * sanitizer run would see a double free). */
+static void test_parameter_arrays_exchanged(void **state)
+{
+    disrnn_dataset_t *ds = make_data(4, 50, 16);
+    for (int model_first = 0; model_first < 2; model_first++) {
+        test_chaos c = {-1, 0, 0};
+        disrnn_config_t *cfg = NULL;
+        disrnn_model_t *m = NULL;
+        disrnn_trainer_t *tr = NULL;
+        size_t groups[2] = {1, 1}, n;
+        double *before, *after, terms[DISRNN__NUM_TERMS];
+        (void)state;
+        assert_ok(disrnn_config_create(&cfg, 4, 2));
+        assert_ok(disrnn_config_set_groups(cfg, groups, 2));
+        assert_ok(disrnn_config_set_double(cfg, DISRNN_OPT_BETA, 1.0));
+        assert_ok(disrnn_model_create_with_allocator(&m, cfg, test_chaos_alloc, test_chaos_free, &c));
+        disrnn_config_free(cfg);
+        assert_ok(disrnn_trainer_create(&tr, m, ds, 3));
+        n = disrnn_model_num_params(m);
+        before = params_of(m);
+        for (int k = 0; k < 3; k++) assert_ok(disrnn_trainer_step(tr, terms, DISRNN__NUM_TERMS));
+        after = params_of(m);
+        assert_true(memcmp(before, after, n * sizeof(double)) != 0);
+        /* the loss seen through the blocks is the loss of the exchanged parameters: the same
+         * terms as a model given them through disrnn_model_set_params */
+        {
+            enum { MB = 6 };
+            disrnn_model_t *copy = NULL;
+            double x[4 * MB], h[4 * MB], eps[2 * MB], t1[DISRNN__NUM_TERMS], t2[DISRNN__NUM_TERMS];
+            uint64_t rs = 5;
+            test_normal(&rs, x, 4 * MB);
+            test_normal(&rs, h, 4 * MB);
+            test_normal(&rs, eps, 2 * MB);
+            assert_ok(disrnn_model_clone(&copy, m));
+            assert_ok(disrnn_model_set_params(copy, before, n));
+            assert_ok(disrnn_model_set_params(copy, after, n));
+            assert_ok(disrnn_model_loss(m, MB, x, 4, h, 4, NULL, 0, NULL, 0, eps, 2, t1, DISRNN__NUM_TERMS, NULL, 0));
+            assert_ok(disrnn_model_loss(copy, MB, x, 4, h, 4, NULL, 0, NULL, 0, eps, 2, t2, DISRNN__NUM_TERMS, NULL, 0));
+            assert_memory_equal(t1, t2, sizeof t1);
+            disrnn_model_free(copy);
+        }
+        if (model_first) {
+            disrnn_model_free(m);
+            disrnn_trainer_free(tr);
+        } else {
+            disrnn_trainer_free(tr);
+            disrnn_model_free(m);
+        }
+        assert_int_equal(c.live, 0);
+        free(before);
+        free(after);
+    }
+    disrnn_dataset_free(ds);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Thread counts: the same fit in child processes with OPENBLAS_NUM_THREADS = 1 and 2 */
 
@@ -1353,6 +1411,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_early_stopping_keep_best),
         cmocka_unit_test(test_keep_best_at_end),
         cmocka_unit_test(test_allocation_failures),
+        cmocka_unit_test(test_parameter_arrays_exchanged),
         cmocka_unit_test(test_thread_count_independence),
         cmocka_unit_test(test_own_threads_same_bits),
     };
