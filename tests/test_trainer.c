@@ -1157,20 +1157,27 @@ static void test_keep_best_at_end(void **state)
 /* ---------------------------------------------------------------------------------------- */
 /* Allocation failures */
 
+/* A 4-channel model with 2 groups of 1 latent, beta 1, allocating through the counting allocator c. */
+static disrnn_model_t *chaos_model(test_chaos *c)
+{
+    disrnn_config_t *cfg = NULL;
+    disrnn_model_t *m = NULL;
+    size_t groups[2] = {1, 1};
+    assert_ok(disrnn_config_create(&cfg, 4, 2));
+    assert_ok(disrnn_config_set_groups(cfg, groups, 2));
+    assert_ok(disrnn_config_set_double(cfg, DISRNN_OPT_BETA, 1.0));
+    assert_ok(disrnn_model_create_with_allocator(&m, cfg, test_chaos_alloc, test_chaos_free, c));
+    disrnn_config_free(cfg);
+    return m;
+}
+
 static void test_allocation_failures(void **state)
 {
     disrnn_dataset_t *ds = make_data(4, 50, 16), *val = make_data(4, 20, 17);
     test_chaos c = {-1, 0, 0};
-    disrnn_config_t *cfg = NULL;
-    disrnn_model_t *m = NULL;
-    size_t groups[2] = {1, 1};
+    disrnn_model_t *m = chaos_model(&c);
     int finished = 0;
     (void)state;
-    assert_ok(disrnn_config_create(&cfg, 4, 2));
-    assert_ok(disrnn_config_set_groups(cfg, groups, 2));
-    assert_ok(disrnn_config_set_double(cfg, DISRNN_OPT_BETA, 1.0));
-    assert_ok(disrnn_model_create_with_allocator(&m, cfg, test_chaos_alloc, test_chaos_free, &c));
-    disrnn_config_free(cfg);
     for (long k = 0; k < 500 && !finished; k++) {
         const long live = c.live;
         disrnn_trainer_t *tr = NULL;
@@ -1213,17 +1220,11 @@ static void test_parameter_arrays_exchanged(void **state)
     disrnn_dataset_t *ds = make_data(4, 50, 16);
     for (int model_first = 0; model_first < 2; model_first++) {
         test_chaos c = {-1, 0, 0};
-        disrnn_config_t *cfg = NULL;
-        disrnn_model_t *m = NULL;
+        disrnn_model_t *m = chaos_model(&c);
         disrnn_trainer_t *tr = NULL;
-        size_t groups[2] = {1, 1}, n;
+        size_t n;
         double *before, *after, terms[DISRNN__NUM_TERMS];
         (void)state;
-        assert_ok(disrnn_config_create(&cfg, 4, 2));
-        assert_ok(disrnn_config_set_groups(cfg, groups, 2));
-        assert_ok(disrnn_config_set_double(cfg, DISRNN_OPT_BETA, 1.0));
-        assert_ok(disrnn_model_create_with_allocator(&m, cfg, test_chaos_alloc, test_chaos_free, &c));
-        disrnn_config_free(cfg);
         assert_ok(disrnn_trainer_create(&tr, m, ds, 3));
         n = disrnn_model_num_params(m);
         before = params_of(m);
