@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /** Per-handle allocator (the C library's by default). */
 typedef struct disrnn__allocator {
@@ -26,6 +27,22 @@ typedef struct disrnn__base {
     void *log_user_data;
     char err[DISRNN__ERR_LEN];
 } disrnn__base;
+
+/** The bits of a double and the double of given bits, through memcpy (no aliasing rule broken;
+ *  compilers make it a register move, and vectorise loops that use it). */
+static inline uint64_t disrnn__bits_of(double x)
+{
+    uint64_t b;
+    memcpy(&b, &x, sizeof b);
+    return b;
+}
+
+static inline double disrnn__double_of(uint64_t b)
+{
+    double x;
+    memcpy(&x, &b, sizeof x);
+    return x;
+}
 
 #if defined(__GNUC__)
 #define DISRNN__PRINTF(a, b) __attribute__((format(printf, a, b)))

@@ -49,22 +49,8 @@ typedef struct adam_c {
     int fast;
 } adam_c;
 
-static inline uint64_t bits_of(double x)
-{
-    uint64_t b;
-    memcpy(&b, &x, sizeof b);
-    return b;
-}
-
-static inline double from_bits(uint64_t b)
-{
-    double x;
-    memcpy(&x, &b, sizeof x);
-    return x;
-}
-
 /* Nonzero bit 63 when x is infinite or NaN; OR-ed over arrays without a branch. */
-static inline uint64_t nonfinite_bit(double x) { return (bits_of(x) & EXP_MASK) + EXP_ONE; }
+static inline uint64_t nonfinite_bit(double x) { return (disrnn__bits_of(x) & EXP_MASK) + EXP_ONE; }
 
 /* exp_avg.lerp_(grad, 1 - beta1); exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2).
  * torch's lerp switches formula at weight 0.5 to stay exact at both ends; the test is hoisted. */
@@ -137,10 +123,10 @@ AD_BODY_ATTR static inline uint64_t adam_fast_first(const adam_c *c, size_t len,
     for (size_t i = 0; i < len; i++) {
         const double mn = lerp_hi ? g[i] - (g[i] - m[i]) * omw : m[i] + w * (g[i] - m[i]);
         const double vn = v[i] * b2 + ob2 * g[i] * g[i], vv = vn > vmin ? vn : vmin;
-        double y = from_bits(RSQRT_SEED - (bits_of(vv) >> 1)), s = vv * y, h = 0.5 * y, r;
+        double y = disrnn__double_of(RSQRT_SEED - (disrnn__bits_of(vv) >> 1)), s = vv * y, h = 0.5 * y, r;
         mo[i] = mn;
         vo[i] = vn;
-        bad |= bits_of(fma(vn, 0.0, 0.0));
+        bad |= disrnn__bits_of(fma(vn, 0.0, 0.0));
         r = fma(-s, h, 0.5);
         s = fma(s, r, s);
         h = fma(h, r, h);
@@ -167,7 +153,7 @@ AD_BODY_ATTR static inline uint64_t adam_block_fast(const adam_c *c, size_t len,
                               : adam_fast_first(c, len, 1, g, m, v, mo, vo, den);
     for (size_t i = 0; i < len; i++) {
         const double d = den[i];
-        double y = from_bits(RCP_SEED - bits_of(d));
+        double y = disrnn__double_of(RCP_SEED - disrnn__bits_of(d));
         y = fma(y, fma(-d, y, 1.0), y);
         y = fma(y, fma(-d, y, 1.0), y);
         rd[i] = fma(y, fma(-d, y, 1.0), y);
@@ -178,7 +164,7 @@ AD_BODY_ATTR static inline uint64_t adam_block_fast(const adam_c *c, size_t len,
         q = fma(fma(-d, q, mn), y, q);
         tn = fma(ns, q, th[i] * decay);
         th_new[i] = tn;
-        bad |= bits_of(fma(tn, 0.0, 0.0));
+        bad |= disrnn__bits_of(fma(tn, 0.0, 0.0));
     }
     return bad ? 1ULL << 63 : 0;
 }

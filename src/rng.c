@@ -7,6 +7,7 @@
  * sqrt and bit operations, each correctly rounded, with no contraction into fused multiply-adds,
  * so its AVX-512, AVX2 and baseline copies give the same bits. */
 #include "rng.h"
+#include "common.h"
 
 #include <math.h>
 #include <string.h>
@@ -100,20 +101,6 @@ uint64_t disrnn__rng_below(disrnn__rng *r, uint64_t n)
 /* ---------------------------------------------------------------------------------------- */
 /* Box-Muller */
 
-static inline uint64_t bits_of(double x)
-{
-    uint64_t b;
-    memcpy(&b, &x, sizeof b);
-    return b;
-}
-
-static inline double double_of(uint64_t b)
-{
-    double x;
-    memcpy(&x, &b, sizeof x);
-    return x;
-}
-
 /* ln 2 split so that e * LN2_HI is exact for |e| < 2^32 (LN2_HI has 21 significant bits). */
 #define LN2_HI 0x1.62e42p-1
 #define LN2_LO 0x1.fdf473de6af28p-22
@@ -147,8 +134,8 @@ static inline double double_of(uint64_t b)
  * bits): the top 52 of the 53 bits through the exponent trick, the last one added exactly. */
 BM_BODY_ATTR static inline double uniform53(uint64_t w)
 {
-    const double hi = double_of(0x4330000000000000ULL | (w >> 12)) - TWO52;
-    return hi * 0x1.0p-52 + double_of((0 - ((w >> 11) & 1)) & 0x3ca0000000000000ULL); /* + 2^-53 */
+    const double hi = disrnn__double_of(0x4330000000000000ULL | (w >> 12)) - TWO52;
+    return hi * 0x1.0p-52 + disrnn__double_of((0 - ((w >> 11) & 1)) & 0x3ca0000000000000ULL); /* + 2^-53 */
 }
 
 /* Pair i of the words wa[i], wb[i], as u1 = 1 - U in (0, 1] and u2 = V in [0, 1), gives r2[i] = -2 ln u1, zc[i] = cos(2 pi u2) and
@@ -171,12 +158,12 @@ BM_BODY_ATTR static inline void bm_body(size_t np, const uint64_t *restrict wa, 
 {
     for (size_t i = 0; i < np; i++) {
         const double u1 = 1.0 - uniform53(wa[i]), u2 = uniform53(wb[i]);
-        const uint64_t ix = bits_of(u1);
+        const uint64_t ix = disrnn__bits_of(u1);
         /* k = e + 64 > 0 for every u1 >= 2^-53, so unsigned shifts do (no 64-bit arithmetic
          * shift on AVX2) */
         const uint64_t k = (ix - SQRT_HALF_BITS + EXP_BIAS_64) >> 52;
-        const double m = double_of(ix + ((64 - k) << 52));
-        const double e = (double_of(0x4330000000000000ULL | k) - TWO52) - 64.0;
+        const double m = disrnn__double_of(ix + ((64 - k) << 52));
+        const double e = (disrnn__double_of(0x4330000000000000ULL | k) - TWO52) - 64.0;
         const double f = m - 1.0;
         const double s = f / (2.0 + f);
         const double z = s * s;
@@ -192,7 +179,7 @@ BM_BODY_ATTR static inline void bm_body(size_t np, const uint64_t *restrict wa, 
 
         const double y = 4.0 * u2;
         const double yr = y + ROUND_MAGIC;
-        const uint64_t q = bits_of(yr); /* the low bits hold n */
+        const uint64_t q = disrnn__bits_of(yr); /* the low bits hold n */
         const double g = y - (yr - ROUND_MAGIC);
         /* a = g pi/2 as xh + xl: g = gh + gl with gh a multiple of 2^-25, so gh P1 and gl P1 are
          * exact (P1 has 27 bits) */
@@ -221,9 +208,9 @@ BM_BODY_ATTR static inline void bm_body(size_t np, const uint64_t *restrict wa, 
         const double cs = wv + (((1.0 - wv) - hz) + (cp - xh * xl));
         /* cos(n pi/2 + a) is cos a, -sin a, -cos a, sin a for n mod 4 = 0..3, and sin(n pi/2 + a) is
          * sin a, cos a, -sin a, -cos a: chosen with bit masks (the vectoriser refuses conditionals) */
-        const uint64_t odd = 0 - (q & 1), bs = bits_of(sn), bc = bits_of(cs);
-        zc[i] = double_of(((bs & odd) | (bc & ~odd)) ^ (((q + 1) & 2) << 62));
-        zs[i] = double_of(((bc & odd) | (bs & ~odd)) ^ ((q & 2) << 62));
+        const uint64_t odd = 0 - (q & 1), bs = disrnn__bits_of(sn), bc = disrnn__bits_of(cs);
+        zc[i] = disrnn__double_of(((bs & odd) | (bc & ~odd)) ^ (((q + 1) & 2) << 62));
+        zs[i] = disrnn__double_of(((bc & odd) | (bs & ~odd)) ^ ((q & 2) << 62));
     }
 }
 
